@@ -1,0 +1,40 @@
+"""Batch preprocessing and augmentation on tensors: no JPEG is decoded again after the cache."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["to_model_input", "augment"]
+
+
+def to_model_input(batch_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 NHWC -> normalised float NCHW in channels_last memory (faster CPU convolutions)."""
+    x = batch_u8.permute(0, 3, 1, 2).float().div_(255.0)
+    x = (x - mean.view(1, 3, 1, 1)) / std.view(1, 3, 1, 1)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, max_degrees: float = 10.0,
+            jitter: float = 0.15) -> torch.Tensor:
+    """Random flips, small rotations and brightness/contrast, independently per image.
+
+    Parts on a line can appear mirrored or slightly rotated; lighting drifts. Works on the
+    normalised batch, so it runs on whichever device the model uses.
+    """
+    n = x.shape[0]
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(x.device)  # noqa: E731
+    x = torch.where(rand(n, 1, 1, 1) < 0.5, x.flip(3), x)
+    x = torch.where(rand(n, 1, 1, 1) < 0.5, x.flip(2), x)
+    angle = (rand(n) * 2 - 1) * math.radians(max_degrees)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros_like(cos)], 1),
+                         torch.stack([sin, cos, torch.zeros_like(cos)], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    contrast = 1 + (rand(n, 1, 1, 1) * 2 - 1) * jitter
+    brightness = (rand(n, 1, 1, 1) * 2 - 1) * jitter * 2
+    return ((x - mean) * contrast + mean + brightness).contiguous(memory_format=torch.channels_last)

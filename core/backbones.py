@@ -1,0 +1,202 @@
+"""Backbones: the curated list, and one way to build a trunk from any start point."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import socket
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import timm
+import torch
+from torch import nn
+
+from .errors import GraftError
+from .weights import load_state_dict_file
+
+__all__ = ["BackboneInfo", "CURATED", "DEFAULT_BACKBONE", "list_backbones", "build", "check_name",
+           "data_config", "pretrained_available", "StartPoint", "parse_start"]
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    """A backbone we recommend, with numbers a user can compare."""
+
+    name: str
+    label: str
+    blurb: str
+    params_m: float
+    top1: float | None  # ImageNet-1k top-1 from the timm model card
+    train_ips: float | None = None  # images/s on the reference 2-core CPU (docs/benchmarks.md)
+    infer_ips: float | None = None
+
+
+# Chosen for CPU users: small, fast, and strong when transferred. Speeds are filled from bench.
+CURATED: tuple[BackboneInfo, ...] = (
+    BackboneInfo("resnet18.a1_in1k", "ResNet-18", "Reliable all-rounder; the safe default.", 11.2, 71.5),
+    BackboneInfo("mobilenetv3_large_100.ra_in1k", "MobileNet-V3", "Fastest; built for phones and laptops.", 4.2, 75.8),
+    BackboneInfo("efficientnet_b0.ra_in1k", "EfficientNet-B0", "More accurate, a little slower to train.", 4.0, 77.7),
+    BackboneInfo("convnext_atto.d2_in1k", "ConvNeXt-Atto", "Modern design in a tiny size.", 3.4, 77.0),
+    BackboneInfo("vit_tiny_patch16_224.augreg_in21k_ft_in1k", "ViT-Tiny", "Vision transformer; looks at the whole image.", 5.5, 75.5),
+    BackboneInfo("resnet50.a1_in1k", "ResNet-50", "Most accurate here; slowest on a laptop.", 23.5, 81.2),
+)
+DEFAULT_BACKBONE = CURATED[0].name
+
+
+def list_backbones() -> list[BackboneInfo]:
+    """The curated backbones, default first."""
+    return list(CURATED)
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """Where the trunk's weights come from."""
+
+    kind: str  # imagenet | scratch | file | run
+    path: str = ""
+
+    def describe(self) -> str:
+        return {"imagenet": "ImageNet pretrained", "scratch": "from scratch (random weights)",
+                "file": f"weights file {Path(self.path).name}", "run": f"earlier model {Path(self.path).name}"}[self.kind]
+
+
+def parse_start(start: str) -> StartPoint:
+    """Parse ``imagenet``, ``scratch``, ``file:PATH`` or ``run:DIR``."""
+    kind, _, path = start.partition(":")
+    if kind in ("imagenet", "scratch") and not path:
+        return StartPoint(kind)
+    if kind in ("file", "run") and path:
+        return StartPoint(kind, path)
+    raise GraftError(f"Unknown start point '{start}'.", hint="Use imagenet, scratch, file:PATH or run:RUN_FOLDER.")
+
+
+def check_name(name: str) -> str:
+    """Return ``name`` if timm knows it, else raise with close matches."""
+    arch = name.split(".", 1)[0]
+    if timm.is_model(arch):
+        return name
+    close = difflib.get_close_matches(arch, timm.list_models(), n=3)
+    hint = f"Did you mean {', '.join(close)}?" if close else "See `python -m core backbones` for good choices."
+    raise GraftError(f"Unknown backbone '{name}'.", hint=hint)
+
+
+def _create(name: str, image_size: int, **kwargs: Any) -> nn.Module:
+    """timm's factory with a pooled-feature output; fixed-size models (ViT) adapt to the image size."""
+    model = timm.create_model(name, num_classes=0, **kwargs)
+    native = getattr(model, "pretrained_cfg", {}).get("input_size", (3, image_size, image_size))[-1]
+    if getattr(model, "pretrained_cfg", {}).get("fixed_input_size") and image_size != native:
+        model = timm.create_model(name, num_classes=0, img_size=image_size, **kwargs)
+    return model
+
+
+def build(name: str, start: str | StartPoint = "scratch", *, image_size: int = 224) -> nn.Module:
+    """Build a trunk that returns pooled features (``num_classes=0``).
+
+    Args:
+        name: a timm model name, optionally with a pretrained tag (``resnet18.a1_in1k``).
+        start: ``imagenet``, ``scratch``, ``file:PATH`` (weights only); ``run:`` starts are
+            resolved by :mod:`core.package`, which hands over the state dict as ``file``.
+        image_size: the training image size (fixed-size models such as ViT are resized to it).
+    """
+    check_name(name)
+    start = parse_start(start) if isinstance(start, str) else start
+    if start.kind == "scratch":
+        return _create(name, image_size, pretrained=False)
+    if start.kind == "imagenet":
+        return _create_pretrained(name, image_size)
+    if start.kind == "file":
+        model = _create(name, image_size, pretrained=False)
+        load_into(model, load_state_dict_file(start.path), source=Path(start.path).name)
+        return model
+    raise GraftError("Start from an earlier model through core.package.build_from_run.")
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """Load matching tensors; refuse weights that don't fit the architecture."""
+    own = model.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    coverage = len(usable) / max(1, len(own))
+    if coverage < 0.9:
+        raise GraftError(
+            f"The weights in {source} don't fit this backbone (only {coverage:.0%} of its layers match).",
+            hint="Pick the backbone the weights were trained for, or start from ImageNet or scratch.",
+        )
+    model.load_state_dict(usable, strict=False)
+
+
+def data_config(model: nn.Module) -> dict[str, Any]:
+    """Mean, std and interpolation from the model's own pretrained config (never hard-coded)."""
+    cfg = timm.data.resolve_model_data_config(model)
+    return {"mean": list(cfg["mean"]), "std": list(cfg["std"]), "interpolation": cfg["interpolation"]}
+
+
+# --- pretrained weights, online or from the local cache ------------------------------------
+
+def _create_pretrained(name: str, image_size: int) -> nn.Module:
+    model = _create(name, image_size, pretrained=False)
+    cached = _cached_weights_file(model)
+    if cached is not None:
+        load_into(model, _timm_filtered(model, load_state_dict_file(cached)), source="the local cache")
+        return model
+    if not pretrained_available():
+        raise GraftError(
+            f"Pretrained ImageNet weights for {name} can't be downloaded: this computer is offline.",
+            hint="Start from scratch, from an earlier model, or from a weights file (.safetensors) instead.",
+        )
+    try:
+        return _create(name, image_size, pretrained=True)
+    except Exception as exc:  # network, hub or disk errors all mean "not available now"
+        raise GraftError(
+            f"Pretrained weights for {name} could not be fetched ({type(exc).__name__}).",
+            hint="Check the internet connection, or start from scratch, an earlier model or a weights file.",
+        ) from None
+
+
+def _timm_filtered(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Apply the model's own checkpoint conversion (e.g. resizing ViT position embeddings)."""
+    module = __import__(type(model).__module__, fromlist=["checkpoint_filter_fn"])
+    fn = getattr(module, "checkpoint_filter_fn", None)
+    if fn is None:
+        return state
+    try:
+        return fn(state, model)
+    except Exception:  # some filters expect the original format; raw keys are then fine
+        return state
+
+
+def _cached_weights_file(model: nn.Module) -> Path | None:
+    """The hub cache's copy of the weights, so no network is touched when they are there."""
+    repo = (getattr(model, "pretrained_cfg", None) or {}).get("hf_hub_id")
+    if not repo:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("model.safetensors", "open_clip_model.safetensors"):
+        found = try_to_load_from_cache(repo, filename)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def pretrained_available(timeout: float = 3.0) -> bool:
+    """Quickly tell whether the model hub can be reached (the hub's own retries take ~45 s)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
+    result: list[bool] = []
+
+    def probe() -> None:  # DNS can block longer than any socket timeout, hence the thread
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout)
+    return bool(result and result[0])

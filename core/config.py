@@ -1,0 +1,113 @@
+"""A run's configuration: plain, frozen data that the UI builds and the CLI reads."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import GraftError
+
+__all__ = ["Strategy", "RunConfig", "STRATEGY_DEFAULTS"]
+
+
+class Strategy(str, enum.Enum):
+    """How much of the pretrained trunk is adapted."""
+
+    FEATURE_EXTRACTION = "feature-extraction"
+    FINE_TUNE = "fine-tune"
+    PROGRESSIVE = "progressive"
+    MULTI_TASK = "multi-task"
+    SCRATCH = "scratch"
+
+    @classmethod
+    def parse(cls, value: str | "Strategy") -> "Strategy":
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(s.value for s in cls)
+            raise GraftError(f"Unknown strategy '{value}'.", hint=f"Choose one of: {names}.") from None
+
+
+# Defaults chosen so a user who changes nothing gets a good model on CPU.
+STRATEGY_DEFAULTS: dict[Strategy, dict[str, Any]] = {
+    Strategy.FEATURE_EXTRACTION: {"epochs": 60, "lr": 3e-3},
+    Strategy.FINE_TUNE: {"epochs": 12, "lr": 2e-3},
+    Strategy.PROGRESSIVE: {"epochs": 12, "lr": 2e-3},
+    Strategy.MULTI_TASK: {"epochs": 12, "lr": 2e-3},
+    Strategy.SCRATCH: {"epochs": 30, "lr": 3e-3},
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything needed to reproduce one training run.
+
+    ``epochs`` and ``lr`` of ``None`` mean "the strategy's default".
+    """
+
+    data: str
+    out: str
+    backbone: str = "resnet18"
+    start: str = "imagenet"
+    strategy: Strategy = Strategy.FINE_TUNE
+    good_class: str | None = None
+    epochs: int | None = None
+    image_size: int = 160
+    batch_size: int = 32
+    lr: float | None = None
+    seed: int = 0
+    patience: int = 5
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    workspace: str | None = None
+    name: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
+        if self.image_size < 16 or self.image_size > 1024:
+            raise GraftError("Image size must be between 16 and 1024 pixels.")
+        if self.batch_size < 1:
+            raise GraftError("Batch size must be at least 1.")
+        if self.epochs is not None and self.epochs < 1:
+            raise GraftError("Epochs must be at least 1.")
+        if self.lr is not None and not (0 < self.lr < 1):
+            raise GraftError("The learning rate must be between 0 and 1 (for example 0.002).")
+
+    @property
+    def resolved_epochs(self) -> int:
+        return self.epochs or STRATEGY_DEFAULTS[self.strategy]["epochs"]
+
+    @property
+    def resolved_lr(self) -> float:
+        return self.lr or STRATEGY_DEFAULTS[self.strategy]["lr"]
+
+    @property
+    def start_kind(self) -> str:
+        """``imagenet``, ``scratch``, ``file`` or ``run``."""
+        return self.start.split(":", 1)[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["strategy"] = self.strategy.value
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise GraftError(f"The run config has unknown settings: {', '.join(sorted(unknown))}.")
+        if "data" not in d or "out" not in d:
+            raise GraftError("The run config must name the dataset ('data') and the run folder ('out').")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def out_path(self) -> Path:
+        return Path(self.out)

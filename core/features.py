@@ -1,0 +1,61 @@
+"""Frozen-trunk embeddings, computed once per (weights, image size, photos) and cached on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .augment import to_model_input
+from .datasets import cache_root
+from .device import Runtime
+from .parallel import ProgressFn
+
+__all__ = ["extract_features", "weights_fingerprint"]
+
+
+def weights_fingerprint(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def _images_fingerprint(images: np.ndarray) -> str:
+    if isinstance(images, np.memmap) and images.filename:
+        return hashlib.sha256(str(images.filename).encode()).hexdigest()[:20]
+    return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:20]
+
+
+@torch.inference_mode()
+def extract_features(trunk: torch.nn.Module, images: np.ndarray, mean: list[float], std: list[float],
+                     runtime: Runtime, batch_size: int = 64, progress: ProgressFn | None = None) -> torch.Tensor:
+    """Pooled trunk features for every image (float32, N x D), from the disk cache when possible."""
+    key = f"{weights_fingerprint(trunk)}-{_images_fingerprint(images)}-{runtime.precision}"
+    path = cache_root() / "features" / f"{key}.safetensors"
+    if path.exists():
+        try:
+            return load_file(str(path))["features"]
+        except Exception:  # a damaged cache file is rebuilt, never trusted
+            path.unlink(missing_ok=True)
+    trunk.eval()
+    m, s = torch.tensor(mean, device=runtime.device), torch.tensor(std, device=runtime.device)
+    out, t0 = [], time.monotonic()
+    for start in range(0, len(images), batch_size):
+        x = to_model_input(torch.from_numpy(np.asarray(images[start:start + batch_size])).to(runtime.device), m, s)
+        with runtime.autocast():
+            out.append(trunk(x).float().cpu())
+        if progress:
+            done = min(start + batch_size, len(images))
+            rate = done / max(time.monotonic() - t0, 1e-9)
+            progress(done, len(images), (len(images) - done) / rate)
+    feats = torch.cat(out) if out else torch.zeros(0, trunk.num_features)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({"features": feats.contiguous()}, str(tmp))
+    tmp.replace(path)
+    return feats

@@ -1,0 +1,52 @@
+"""Decode every photo once into a uint8 array; past a memory limit it lives on disk (memmap)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .datasets import cache_root
+from .images import load_resized
+from .parallel import ProgressFn, imap_progress
+
+__all__ = ["decoded_images", "cache_key", "ram_limit_bytes"]
+
+
+def ram_limit_bytes() -> int:
+    """Arrays larger than this are memory-mapped from disk instead of held in RAM."""
+    return int(float(os.environ.get("GRAFT_CACHE_RAM_MB", "2048")) * 1024 * 1024)
+
+
+def cache_key(paths: list[str], hashes: list[str], size: int) -> str:
+    h = hashlib.sha256(f"v1|{size}".encode())
+    for path, digest in zip(paths, hashes):
+        h.update(f"{digest or path}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def decoded_images(paths: list[str], hashes: list[str], size: int,
+                   progress: ProgressFn | None = None) -> np.ndarray:
+    """An (N, size, size, 3) uint8 array of the photos, decoded at most once per size.
+
+    The array is stored under the cache folder and reused by later runs on the same photos.
+    """
+    target = cache_root() / "images" / f"{cache_key(paths, hashes, size)}_{size}.npy"
+    nbytes = len(paths) * size * size * 3
+    mmap = nbytes > ram_limit_bytes()
+    if target.exists():
+        try:
+            return np.load(target, mmap_mode="r" if mmap else None)
+        except (OSError, ValueError):
+            target.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+    for i, arr in enumerate(imap_progress(lambda p: load_resized(p, size), paths, len(paths), progress)):
+        out[i] = arr
+    out.flush()
+    del out
+    os.replace(tmp, target)
+    return np.load(target, mmap_mode="r" if mmap else None)

@@ -1,0 +1,264 @@
+"""One training run from config to model package: the only code path, for the CLI and the app."""
+
+from __future__ import annotations
+
+import csv
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .backbones import build, data_config, parse_start
+from .callbacks import EventWriter, StopWatcher
+from .check import CheckReport, check_dataset
+from .config import RunConfig, Strategy
+from .datasets import Dataset, load_dataset
+from .device import Runtime, select_runtime
+from .errors import GraftError
+from .evaluate import choose_threshold, score
+from .features import extract_features
+from .feeders import FeatureFeeder, ImageFeeder
+from .imagecache import decoded_images
+from .jsonio import write_json_atomic
+from .package import ModelSpec, save_package, trunk_from_run
+from .queue import wait_for_slot
+from .runs import Heartbeat, RunFolder
+from .split import split_indices
+from .strategies import GraftModel, Task, make_schedule, param_groups, trunk_groups
+from .tasks import build_targets, build_tasks, label_probs
+from .trainer import Diverged, FitResult, Trainer
+
+__all__ = ["train_run", "Prepared"]
+
+
+@dataclass
+class Prepared:
+    """A dataset ready to train on: readable samples only, split, with targets."""
+
+    ds: Dataset
+    report: CheckReport
+    splits: dict[str, list[int]]
+    tasks: list[Task]
+    targets: dict[str, np.ndarray]
+
+
+def train_run(config: RunConfig) -> str:
+    """Run training in ``config.out`` and return the final state (done, stopped or failed).
+
+    Raises:
+        GraftError: after recording it in ``status.json``, for the CLI to print.
+    """
+    run = RunFolder(config.out)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.write_config(config)
+    stopper = StopWatcher(run).install()
+    with Heartbeat(run):
+        slot = _take_slot(config, run, stopper)
+        if slot is None:
+            run.set_status("stopped", "Stopped before it started.")
+            return "stopped"
+        try:
+            return _guarded(config, run, stopper)
+        finally:
+            slot.close()
+
+
+def _take_slot(config: RunConfig, run: RunFolder, stopper: StopWatcher):
+    if not config.workspace:
+        return _Free()
+    run.set_status("queued", "Waiting for another run to finish.")
+    return wait_for_slot(Path(config.workspace), run.path, stopper.requested, run.heartbeat)
+
+
+class _Free:
+    def close(self) -> None:
+        pass
+
+
+def _guarded(config: RunConfig, run: RunFolder, stopper: StopWatcher) -> str:
+    run.set_status("running", "Preparing the photos…", started=time.time())
+    try:
+        state, message = _train(config, run, stopper)
+    except GraftError as exc:
+        run.emit("run_end", state="failed", message=str(exc))
+        run.set_status("failed", str(exc))
+        raise
+    except Exception as exc:
+        (run.path / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        message = f"Graft hit an internal problem ({type(exc).__name__}). Details are in error.txt of this run."
+        run.emit("run_end", state="failed", message=message)
+        run.set_status("failed", message)
+        raise
+    run.emit("run_end", state=state, message=message)
+    run.set_status(state, message, ended=time.time())
+    return state
+
+
+def prepare(config: RunConfig, run: RunFolder) -> Prepared:
+    """Load, check and split the dataset; work out the tasks."""
+    ds = load_dataset(config.data)
+    report = check_dataset(ds, progress=_progress(run, "check", "Checking photos"))
+    write_json_atomic(run.path / "check.json", report.to_dict())
+    if not report.ok:
+        raise GraftError(report.problems[0])
+    readable = [s for s in ds.samples if s.rel in report.hashes]
+    ds = Dataset(ds.root, readable, ds.source, ds.extra_columns, ds.name)
+    splits = split_indices(ds, list(range(len(readable))), report.hashes, val=config.val_fraction,
+                           test=config.test_fraction, seed=config.seed)
+    if not splits["val"]:
+        raise GraftError("There are too few photos to keep some aside for checking.", hint="Add photos to each class.")
+    tasks = build_tasks(ds, config)
+    return Prepared(ds, report, splits, tasks, build_targets(ds, tasks))
+
+
+def _progress(run: RunFolder, phase: str, label: str):
+    def report(done: int, total: int, eta: float) -> None:
+        run.emit("progress", phase=phase, done=done, total=total, eta_s=eta)
+        run.set_status("running", f"{label}: {done} of {total}.")
+    return report
+
+
+def make_trunk(config: RunConfig) -> tuple[torch.nn.Module, str, ModelSpec | None]:
+    """The trunk for this run's start point; returns (trunk, backbone name, earlier model spec)."""
+    start = parse_start("scratch" if config.strategy == Strategy.SCRATCH else config.start)
+    if start.kind == "run":
+        trunk, spec = trunk_from_run(start.path)
+        return trunk, spec.backbone, spec
+    return build(config.backbone, start, image_size=config.image_size), config.backbone, None
+
+
+def class_weights(prep: Prepared) -> dict[str, torch.Tensor]:
+    """Inverse-frequency weights on the training split, so rare defects count as much as 'ok'."""
+    out = {}
+    for task in prep.tasks:
+        y = prep.targets[task.name][prep.splits["train"]]
+        counts = np.bincount(y[y >= 0], minlength=len(task.classes)).astype(np.float64)
+        w = np.where(counts > 0, counts.sum() / (len(task.classes) * np.maximum(counts, 1)), 0.0)
+        out[task.name] = torch.tensor(np.clip(w, 0, 50), dtype=torch.float32)
+    return out
+
+
+def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher) -> tuple[str, str]:
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    prep = prepare(config, run)
+    runtime = select_runtime()
+    trunk, backbone, earlier = make_trunk(config)
+    image_size = earlier.image_size if earlier and _fixed_size(trunk) else config.image_size
+    dcfg = data_config(trunk)
+    model = GraftModel(trunk, prep.tasks).to(runtime.device).to(memory_format=torch.channels_last)
+    images = decoded_images([s.path for s in prep.ds.samples], [prep.report.hashes[s.rel] for s in prep.ds.samples],
+                            image_size, progress=_progress(run, "decode", "Preparing photos"))
+    _emit_start(run, config, prep, runtime, backbone, image_size)
+    feeder = _feeder(config, run, model, images, prep, runtime, dcfg)
+    trainer = _trainer(config, run, model, feeder, prep, runtime, stopper)
+    try:
+        fit = trainer.fit()
+    except Diverged as exc:
+        _finish(config, run, model, trainer, prep, backbone, image_size, dcfg, None)
+        return "failed", (f"Training diverged ({exc}): lower the learning rate and try again. "
+                          "The last good weights were kept.")
+    message = _finish(config, run, model, trainer, prep, backbone, image_size, dcfg, fit)
+    if fit.stopped == "stopped on request":
+        return "stopped", f"Stopped on request after {len(fit.history)} epoch(s); the best model so far was kept. " + message
+    return "done", message
+
+
+def _fixed_size(trunk: torch.nn.Module) -> bool:
+    return bool(getattr(trunk, "pretrained_cfg", {}).get("fixed_input_size"))
+
+
+def _emit_start(run: RunFolder, config: RunConfig, prep: Prepared, runtime: Runtime, backbone: str,
+                image_size: int) -> None:
+    run.emit("run_start", config=config.to_dict(), backbone=backbone, image_size=image_size,
+             classes=prep.ds.classes, tasks=[{"name": t.name, "classes": list(t.classes)} for t in prep.tasks],
+             splits={k: len(v) for k, v in prep.splits.items()}, **runtime.describe())
+    run.set_status("running", "Training started.", **runtime.describe())
+
+
+def _feeder(config: RunConfig, run: RunFolder, model: GraftModel, images: np.ndarray, prep: Prepared,
+            runtime: Runtime, dcfg: dict) -> ImageFeeder | FeatureFeeder:
+    kw = dict(splits=prep.splits, targets=prep.targets, batch_size=config.batch_size, runtime=runtime, seed=config.seed)
+    if config.strategy != Strategy.FEATURE_EXTRACTION:
+        return ImageFeeder(images, dcfg["mean"], dcfg["std"], **kw)
+    feats = extract_features(model.trunk, images, dcfg["mean"], dcfg["std"], runtime,
+                             progress=_progress(run, "features", "Computing features"))
+    return FeatureFeeder(feats, **{**kw, "batch_size": max(config.batch_size, 64)})
+
+
+def _trainer(config: RunConfig, run: RunFolder, model: GraftModel, feeder, prep: Prepared, runtime: Runtime,
+             stopper: StopWatcher) -> Trainer:
+    epochs = config.resolved_epochs
+    schedule = make_schedule(config.strategy, epochs, len(trunk_groups(model.trunk)))
+    groups = param_groups(model, config.resolved_lr, config.strategy)
+    if config.strategy == Strategy.FEATURE_EXTRACTION:
+        groups = groups[:1]  # the trunk never trains
+    optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
+    patience = config.patience * (3 if config.strategy == Strategy.FEATURE_EXTRACTION else 1)
+    callbacks = [stopper, EventWriter(run)]
+    return Trainer(model, feeder, prep.tasks, schedule, optimizer, runtime, class_weights(prep), callbacks, patience)
+
+
+def _finish(config: RunConfig, run: RunFolder, model: GraftModel, trainer: Trainer, prep: Prepared,
+            backbone: str, image_size: int, dcfg: dict, fit: FitResult | None) -> str:
+    """Score the test split, write metrics and predictions, and save the model package."""
+    run.set_status("running", "Scoring the test photos…")
+    classes, good = prep.ds.classes, config.good_class
+    y = np.array([classes.index(s.label) for s in prep.ds.samples])
+    val_p = label_probs(trainer.predict_split("val"), prep.tasks, classes)
+    threshold = choose_threshold(y[prep.splits["val"]], val_p, classes, good) if good else 0.5
+    split = "test" if prep.splits["test"] else "val"
+    probs = label_probs(trainer.predict_split(split), prep.tasks, classes)
+    metrics = score(y[prep.splits[split]], probs, classes, good, threshold)
+    metrics.update(evaluated_on=split, best_epoch=fit.best_epoch if fit else None,
+                   epochs_run=len(fit.history) if fit else None, stopped_early=fit.stopped if fit else "",
+                   splits={k: len(v) for k, v in prep.splits.items()}, tasks=_task_metrics(trainer, prep, split))
+    write_json_atomic(run.metrics_file, metrics)
+    _write_predictions(run.predictions_file, prep, split, probs, classes, good, threshold)
+    spec = ModelSpec(backbone=backbone, tasks=prep.tasks, classes=classes, image_size=image_size, mean=dcfg["mean"],
+                     std=dcfg["std"], interpolation=dcfg["interpolation"], good_class=good, threshold=threshold,
+                     info={"strategy": config.strategy.value, "start": config.start, "dataset": str(config.data),
+                           "run": run.path.name})
+    save_package(model, spec, run.model_dir)
+    return _summary(metrics)
+
+
+def _task_metrics(trainer: Trainer, prep: Prepared, split: str) -> dict[str, dict]:
+    if len(prep.tasks) < 2:
+        return {}
+    probs = trainer.predict_split(split)
+    out = {}
+    for task in prep.tasks:
+        y = prep.targets[task.name][prep.splits[split]]
+        keep = y >= 0
+        out[task.name] = score(y[keep], probs[task.name][keep], list(task.classes))
+    return out
+
+
+def _write_predictions(path: Path, prep: Prepared, split: str, probs: np.ndarray, classes: list[str],
+                       good: str | None, threshold: float) -> None:
+    from .evaluate import decide
+
+    pred = decide(probs, classes, good, threshold)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "split", "label", "predicted", "correct"] + [f"p_{c}" for c in classes])
+        for row, i in enumerate(prep.splits[split]):
+            s = prep.ds.samples[i]
+            w.writerow([s.rel, split, s.label, classes[pred[row]], s.label == classes[pred[row]]]
+                       + [f"{p:.5f}" for p in probs[row]])
+
+
+def _summary(metrics: dict) -> str:
+    text = f"Accuracy {metrics['accuracy']:.0%} on {metrics['n']} {metrics['evaluated_on']} photos."
+    if metrics.get("catch_rate") is not None:
+        text += f" Defects caught: {metrics['catch_rate']:.0%}."
+    if metrics.get("false_alarm_rate") is not None:
+        text += f" False alarms: {metrics['false_alarm_rate']:.0%}."
+    if len(metrics["predicted_classes"]) == 1 and len(metrics["classes"]) > 1:
+        text += (f" Warning: the model predicts only '{metrics['predicted_classes'][0]}' for every photo; "
+                 "it has not learned to tell the classes apart. Add photos, train longer or try another strategy.")
+    return text

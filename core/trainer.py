@@ -1,0 +1,195 @@
+"""The fit loop: flat train/validate functions, named events, and callbacks that react to them.
+
+Callbacks are plain objects with any of these optional methods (each gets the trainer):
+``on_fit_start(t)``, ``on_epoch_start(t, epoch)``, ``on_batch_end(t, info)``,
+``on_epoch_end(t, record)`` and ``on_fit_end(t)``. A callback stops training by setting
+``t.should_stop = True`` (and ``t.stop_reason``); the loop checks it after every batch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import f1_score
+
+from .device import Runtime
+from .feeders import ImageFeeder, FeatureFeeder
+from .strategies import GraftModel, Schedule, Task, freeze_trunk, set_train_mode, unfreeze_top
+
+__all__ = ["Trainer", "Diverged", "FitResult"]
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_score: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = ""  # why training ended early ("" when it ran its course)
+
+
+class Trainer:
+    """Trains a :class:`GraftModel` on a feeder with a per-epoch unfreezing schedule."""
+
+    def __init__(self, model: GraftModel, feeder: ImageFeeder | FeatureFeeder, tasks: list[Task],
+                 schedule: Schedule, optimizer: torch.optim.Optimizer, runtime: Runtime,
+                 class_weights: dict[str, torch.Tensor], callbacks: list[Any], patience: int = 5) -> None:
+        self.model, self.feeder, self.tasks, self.schedule = model, feeder, tasks, schedule
+        self.optimizer, self.runtime, self.class_weights = optimizer, runtime, class_weights
+        self.callbacks, self.patience = callbacks, patience
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.epochs = len(schedule.trunk_groups)
+        self.epoch = 0
+        self.step = 0
+        self.should_stop = False
+        self.stop_reason = ""
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.started = time.monotonic()
+
+    # -- events ----------------------------------------------------------------------------
+    def fire(self, event: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            handler = getattr(cb, event, None)
+            if handler is not None:
+                handler(self, *args)
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def loss(self, logits: dict[str, torch.Tensor], y: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Class-balanced cross-entropy summed over tasks; -1 targets are ignored."""
+        total = 0.0
+        for name, out in logits.items():
+            target = y[name]
+            if (target >= 0).any():
+                w = self.class_weights[name].to(out.device)
+                total = total + F.cross_entropy(out.float(), target, weight=w, ignore_index=-1)
+        return total if torch.is_tensor(total) else torch.zeros((), requires_grad=True)
+
+    def train_one_epoch(self) -> dict[str, float]:
+        set_train_mode(self.model)
+        if not any(p.requires_grad for p in self.model.trunk.parameters()):
+            self.model.trunk.eval()  # a fully frozen trunk keeps its BatchNorm statistics
+        n_batches, seen, loss_sum, correct, t0 = self.feeder.n_batches("train"), 0, 0.0, 0, time.monotonic()
+        for b, (x, y, _) in enumerate(self.feeder.batches("train", train=True)):
+            self._set_lr(n_batches)
+            with self.runtime.autocast():
+                logits = self.feeder.forward(self.model, x)
+            loss = self.loss(logits, y)
+            if not torch.isfinite(loss):
+                raise Diverged(f"loss became {loss.item()} in epoch {self.epoch + 1}")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            first = self.tasks[0].name
+            seen += len(x)
+            loss_sum += loss.item() * len(x)
+            correct += int((logits[first].argmax(1) == y[first]).sum())
+            info = {"batch": b + 1, "batches": n_batches, "seen": seen, "loss": loss_sum / seen,
+                    "images_per_s": seen / max(time.monotonic() - t0, 1e-9)}
+            self.fire("on_batch_end", info)
+            if self.should_stop:
+                break
+        return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+                "images_per_s": seen / max(time.monotonic() - t0, 1e-9)}
+
+    def _set_lr(self, steps_per_epoch: int) -> None:
+        factor = self.schedule.lr_factor(self.step, steps_per_epoch)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * factor
+
+    @torch.inference_mode()
+    def predict_split(self, split: str) -> dict[str, np.ndarray]:
+        """Softmax probabilities per task for every sample of ``split`` (in split order)."""
+        self.model.eval()
+        out: dict[str, list[np.ndarray]] = {t.name: [] for t in self.tasks}
+        for x, _, _ in self.feeder.batches(split, train=False):
+            with self.runtime.autocast():
+                logits = self.feeder.forward(self.model, x)
+            for name, v in logits.items():
+                out[name].append(torch.softmax(v.float(), 1).cpu().numpy())
+        return {k: np.concatenate(v) if v else np.zeros((0, len(t.classes)))
+                for (k, v), t in zip(out.items(), self.tasks)}
+
+    def validate(self) -> dict[str, Any]:
+        """Loss, accuracy, macro-F1 and per-class recall on the validation split."""
+        probs = self.predict_split("val")
+        idx = np.asarray(self.feeder.splits["val"], dtype=np.int64)
+        metrics: dict[str, Any] = {"val_loss": 0.0}
+        f1s = []
+        for task in self.tasks:
+            y = self.feeder.targets[task.name][idx]
+            keep = y >= 0
+            p, yk = probs[task.name][keep], y[keep]
+            if len(yk) == 0:
+                continue
+            w = self.class_weights[task.name]
+            logp = torch.log(torch.from_numpy(p).clamp_min(1e-8))
+            metrics["val_loss"] += float(F.nll_loss(logp, torch.from_numpy(yk), weight=w))
+            pred = p.argmax(1)
+            f1 = f1_score(yk, pred, average="macro", labels=list(range(len(task.classes))), zero_division=0)
+            f1s.append(f1)
+            recall = {c: float((pred[yk == k] == k).mean()) for k, c in enumerate(task.classes) if (yk == k).any()}
+            suffix = "" if task is self.tasks[0] else f"_{task.name}"
+            metrics.update({f"val_acc{suffix}": float((pred == yk).mean()), f"val_f1{suffix}": float(f1),
+                            f"val_recall{suffix}": recall})
+        metrics["val_score"] = float(np.mean(f1s)) if f1s else 0.0
+        return metrics
+
+    # -- the loop -----------------------------------------------------------------------------
+    def _apply_schedule(self, epoch: int) -> None:
+        freeze_trunk(self.model)
+        unfreeze_top(self.model, self.schedule.trunk_groups[epoch])
+
+    def fit(self) -> FitResult:
+        """Train with early stopping on validation; the best epoch's weights are restored."""
+        result = FitResult(best_epoch=0, best_score=-math.inf)
+        bad_epochs, warm = 0, max(1, self.schedule.warmup_epochs)
+        self.fire("on_fit_start")
+        try:
+            for epoch in range(self.epochs):
+                self.epoch = epoch
+                self._apply_schedule(epoch)
+                self.fire("on_epoch_start", epoch)
+                record = {"epoch": epoch + 1, "epochs": self.epochs, **self.train_one_epoch()}
+                if self.should_stop and record["train_loss"] == 0:
+                    break
+                record.update(self.validate())
+                record["lr"] = max(g["lr"] for g in self.optimizer.param_groups)
+                record["trunk_trainable"] = self.schedule.trunk_groups[epoch] > 0
+                improved = self._track_best(record, result)
+                bad_epochs = 0 if improved or epoch < warm else bad_epochs + 1
+                result.history.append(record)
+                self.fire("on_epoch_end", record)
+                if self.should_stop:
+                    break
+                if bad_epochs >= self.patience:
+                    result.stopped = f"no improvement for {self.patience} epochs"
+                    break
+        finally:
+            self.restore_best()
+        if self.should_stop:
+            result.stopped = self.stop_reason or "stopped"
+        self.fire("on_fit_end")
+        return result
+
+    def _track_best(self, record: dict[str, Any], result: FitResult) -> bool:
+        score = record["val_score"] - 1e-6 * record["val_loss"]  # ties: the lower loss wins
+        record["best"] = score > result.best_score
+        if record["best"]:
+            result.best_score, result.best_epoch = score, record["epoch"]
+            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+        return record["best"]
+
+    def restore_best(self) -> None:
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
