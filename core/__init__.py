@@ -1,29 +1,42 @@
 """Graft's core: transfer learning for inspection photos. Never imports streamlit.
 
-Pages use only the names in ``__all__``.
+Pages use only the names in ``__all__``. They are imported on first use (PEP 562), so
+``python -m core synth`` or a page that only lists runs doesn't pay for torch and timm.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .backbones import CURATED, DEFAULT_BACKBONE, BackboneInfo, list_backbones, pretrained_available  # noqa: E402
-from .check import CheckReport, check_dataset  # noqa: E402
-from .config import STRATEGY_DEFAULTS, RunConfig, Strategy  # noqa: E402
-from .datasets import Dataset, Sample, load_dataset  # noqa: E402
-from .errors import GraftError  # noqa: E402
-from .evaluate import choose_threshold, decide, score  # noqa: E402
-from .evaluation import evaluate_model  # noqa: E402
-from .package import ModelSpec, load_package, resolve_model_dir  # noqa: E402
-from .predict import Prediction, Predictor, list_images  # noqa: E402
-from .runs import (ACTIVE_STATES, FINAL_STATES, RunFolder, launch_run, list_runs, new_run_dir,  # noqa: E402
-                   read_status, request_stop)
+_EXPORTS: dict[str, str] = {
+    "GraftError": "errors",
+    "BackboneInfo": "backbones", "CURATED": "backbones", "DEFAULT_BACKBONE": "backbones",
+    "list_backbones": "backbones", "pretrained_available": "backbones",
+    "Dataset": "datasets", "Sample": "datasets", "load_dataset": "datasets",
+    "CheckReport": "check", "check_dataset": "check",
+    "RunConfig": "config", "Strategy": "config", "STRATEGY_DEFAULTS": "config",
+    "score": "evaluate", "decide": "evaluate", "choose_threshold": "evaluate",
+    "evaluate_model": "evaluation",
+    "ModelSpec": "package", "load_package": "package", "resolve_model_dir": "package",
+    "Predictor": "predict", "Prediction": "predict", "list_images": "predict",
+    "RunFolder": "runs", "launch_run": "runs", "list_runs": "runs", "new_run_dir": "runs",
+    "read_status": "runs", "request_stop": "runs", "ACTIVE_STATES": "runs", "FINAL_STATES": "runs",
+}
 
-__all__ = [
-    "__version__", "GraftError",
-    "BackboneInfo", "CURATED", "DEFAULT_BACKBONE", "list_backbones", "pretrained_available",
-    "Dataset", "Sample", "load_dataset", "CheckReport", "check_dataset",
-    "RunConfig", "Strategy", "STRATEGY_DEFAULTS",
-    "score", "decide", "choose_threshold", "evaluate_model",
-    "ModelSpec", "load_package", "resolve_model_dir", "Predictor", "Prediction", "list_images",
-    "RunFolder", "launch_run", "list_runs", "new_run_dir", "read_status", "request_stop",
-    "ACTIVE_STATES", "FINAL_STATES",
-]
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'core' has no attribute '{name}'")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

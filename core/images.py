@@ -261,8 +261,9 @@ def _source_name(source: object) -> str | None:
 def _decode_guard(name: str | None, limit: int) -> Iterator[None]:
     """Turn every decoding failure into UnreadableImage naming the file."""
     with warnings.catch_warnings():
-        # Local filter only; our own header check is the real guard, so a race with
-        # another thread's catch_warnings can't let a bomb through.
+        # Local filter, no global Pillow setting. catch_warnings is not thread-safe, but
+        # our header check is the real guard and Pillow still hard-fails at twice its
+        # limit, so a race between decoding threads can't let a bomb through.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             yield
