@@ -163,14 +163,14 @@ def extract_zip(
     zip_path, dest = Path(zip_path), Path(dest)
     label = zip_path.name
     if dest.exists():
-        raise ArchiveError(f"Can't extract {label}: the folder {dest.name} already exists.")
+        raise _dest_exists(label, dest)
     with _open_zip(zip_path) as archive:
         plan = _plan(archive.infolist(), limits, label)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
         try:
             _write_all(archive, plan.members, tmp, limits, zip_path.stat().st_size)
-            os.rename(tmp, dest)  # atomic; fails rather than merge if dest appeared meanwhile
+            _move_into_place(tmp, dest, label)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -404,6 +404,19 @@ def _copy_member(
             _check_total(total_before + done, limits, label)
             dst.write(chunk)
     return done
+
+
+def _move_into_place(tmp: Path, dest: Path, label: str) -> None:
+    try:
+        os.rename(tmp, dest)  # atomic on one filesystem
+    except OSError:
+        if dest.exists():  # another extraction won the race; never merge into it
+            raise _dest_exists(label, dest) from None
+        raise
+
+
+def _dest_exists(label: str, dest: Path) -> ArchiveError:
+    return ArchiveError(f"Can't extract {label}: the folder {dest.name} already exists.")
 
 
 # --- helpers --------------------------------------------------------------------------

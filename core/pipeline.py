@@ -158,9 +158,11 @@ def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher) -> tuple[str
     try:
         fit = trainer.fit()
     except Diverged as exc:
+        advice = f"Training diverged ({exc}): lower the learning rate and try again."
+        if trainer.best_state is None:
+            return "failed", advice + " No epoch finished, so there is no model to keep."
         _finish(config, run, model, trainer, prep, backbone, image_size, dcfg, None)
-        return "failed", (f"Training diverged ({exc}): lower the learning rate and try again. "
-                          "The last good weights were kept.")
+        return "failed", advice + " The last good weights were kept."
     message = _finish(config, run, model, trainer, prep, backbone, image_size, dcfg, fit)
     if fit.stopped == "stopped on request":
         return "stopped", f"Stopped on request after {len(fit.history)} epoch(s); the best model so far was kept. " + message

@@ -153,7 +153,7 @@ class Trainer:
     def fit(self) -> FitResult:
         """Train with early stopping on validation; the best epoch's weights are restored."""
         result = FitResult(best_epoch=0, best_score=-math.inf)
-        bad_epochs, warm = 0, max(1, self.schedule.warmup_epochs)
+        bad_epochs, warm = 0, max(1, self.schedule.warmup_epochs, self.epochs // 3)
         self.fire("on_fit_start")
         try:
             for epoch in range(self.epochs):

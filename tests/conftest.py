@@ -57,4 +57,4 @@ def easy_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def tiny_args() -> list[str]:
-    return ["--backbone", TINY, "--start", "scratch", "--image-size", "48", "--batch-size", "16", "--seed", "0"]
+    return ["--backbone", TINY, "--start", "scratch", "--image-size", "48", "--batch-size", "8", "--seed", "0"]

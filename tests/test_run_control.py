@@ -10,6 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
 from core.cli import main
 from core.runs import read_status
 from tests.conftest import ROOT
@@ -47,15 +51,42 @@ def _read(path: Path) -> str:
         return ""
 
 
-def test_non_finite_loss_fails_plainly_and_keeps_weights(easy_data: Path, tmp_path: Path, tiny_args: list[str]) -> None:
+def test_non_finite_loss_fails_plainly_and_keeps_weights(easy_data: Path, tmp_path: Path, tiny_args: list[str],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.pipeline
+
+    class PoisonAfterSecondEpoch(core.pipeline.EventWriter):
+        """Corrupts one weight after epoch 2, as an exploding update would."""
+
+        def on_epoch_end(self, t, record) -> None:
+            super().on_epoch_end(t, record)
+            if record["epoch"] == 2:
+                with torch.no_grad():
+                    next(t.model.heads.parameters()).fill_(float("nan"))
+
+    monkeypatch.setattr(core.pipeline, "EventWriter", PoisonAfterSecondEpoch)
     out = tmp_path / "run"
-    # a learning rate this large blows the weights up to inf/NaN within a few steps
-    code = main(["train", str(easy_data), "--out", str(out), *tiny_args, "--epochs", "30", "--lr", "0.99",
-                 "--strategy", "scratch"])
+    code = main(["train", str(easy_data), "--out", str(out), *tiny_args, "--epochs", "6", "--strategy", "scratch"])
     status = json.loads((out / "status.json").read_text())
     assert code == 1 and status["state"] == "failed", status
     assert "diverged" in status["message"] and "lower the learning rate" in status["message"]
-    assert (out / "model" / "model.safetensors").is_file()
+    weights = load_file(str(out / "model" / "model.safetensors"))
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())
+
+
+def test_non_finite_from_the_start_keeps_nothing(easy_data: Path, tmp_path: Path, tiny_args: list[str]) -> None:
+    from core.backbones import build
+
+    trunk = build("test_resnet", "scratch")
+    state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in trunk.state_dict().items()}
+    save_file(state, str(tmp_path / "nan.safetensors"))
+    out = tmp_path / "run"
+    args = [a for a in tiny_args if a not in ("--start", "scratch")]
+    code = main(["train", str(easy_data), "--out", str(out), *args, "--start", f"file:{tmp_path / 'nan.safetensors'}",
+                 "--epochs", "2"])
+    status = json.loads((out / "status.json").read_text())
+    assert code == 1 and status["state"] == "failed" and "no model to keep" in status["message"]
+    assert not (out / "model").exists()
 
 
 def test_dead_process_reads_as_interrupted(tmp_path: Path) -> None:

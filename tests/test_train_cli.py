@@ -11,17 +11,28 @@ import pytest
 from core.cli import main
 from core.jsonio import read_jsonl
 
-STRATEGY_EPOCHS = {"feature-extraction": 40, "fine-tune": 8, "progressive": 8, "scratch": 8}
+STRATEGY_EPOCHS = {"feature-extraction": 40, "fine-tune": 10, "progressive": 10, "scratch": 20}
+TINY_ARGS = ["--backbone", "test_resnet", "--image-size", "48", "--batch-size", "8", "--seed", "0"]
 
 
 def _train(data: Path, out: Path, args: list[str], *extra: str) -> int:
     return main(["train", str(data), "--out", str(out), *args, *extra])
 
 
+@pytest.fixture(scope="module")
+def pretrained_run(easy_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished model to transfer from: nothing can be downloaded here, so we grow our own trunk."""
+    out = tmp_path_factory.mktemp("pretrained") / "run"
+    assert _train(easy_data, out, TINY_ARGS, "--start", "scratch", "--strategy", "scratch", "--epochs", "20") == 0
+    return out
+
+
 @pytest.mark.parametrize("strategy", sorted(STRATEGY_EPOCHS))
-def test_strategy_trains_and_beats_chance(strategy: str, easy_data: Path, tmp_path: Path, tiny_args: list[str]) -> None:
+def test_strategy_trains_and_beats_chance(strategy: str, easy_data: Path, tmp_path: Path, pretrained_run: Path) -> None:
     out = tmp_path / "run"
-    code = _train(easy_data, out, tiny_args, "--strategy", strategy, "--epochs", str(STRATEGY_EPOCHS[strategy]))
+    start = "scratch" if strategy == "scratch" else f"run:{pretrained_run}"
+    code = _train(easy_data, out, TINY_ARGS, "--start", start, "--strategy", strategy,
+                  "--epochs", str(STRATEGY_EPOCHS[strategy]))
     assert code == 0
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "done", status
@@ -30,9 +41,10 @@ def test_strategy_trains_and_beats_chance(strategy: str, easy_data: Path, tmp_pa
     assert metrics["n"] > 0 and metrics["evaluated_on"] == "test"
 
 
-def test_multitask_with_good_class_reports_per_task(easy_data: Path, tmp_path: Path, tiny_args: list[str]) -> None:
+def test_multitask_with_good_class_reports_per_task(easy_data: Path, tmp_path: Path, pretrained_run: Path) -> None:
     out = tmp_path / "run"
-    assert _train(easy_data, out, tiny_args, "--strategy", "multi-task", "--good-class", "ok", "--epochs", "8") == 0
+    assert _train(easy_data, out, TINY_ARGS, "--start", f"run:{pretrained_run}", "--strategy", "multi-task",
+                  "--good-class", "ok", "--epochs", "10") == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["tasks"]) == {"defect", "defect_type"}
     assert metrics["accuracy"] >= 0.6
