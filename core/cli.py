@@ -30,6 +30,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--patience", type=int, default=None)
     p.add_argument("--workspace", default=None, help="share the training queue of this workspace")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -85,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .runs import read_status
 
     config = _train_config(args)
-    state = train_run(config)
+    state = train_run(config, resume=args.resume)
     status = read_status(config.out)
     print(f"{state}: {status.get('message', '')}")
     return 0 if state in ("done", "stopped") else 1

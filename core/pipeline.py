@@ -14,6 +14,7 @@ import torch
 from .backbones import build, data_config, parse_start
 from .callbacks import EventWriter, StopWatcher
 from .check import CheckReport, check_dataset
+from .checkpoint import Checkpointer, restore_checkpoint
 from .config import RunConfig, Strategy
 from .datasets import Dataset, load_dataset
 from .device import Runtime, select_runtime
@@ -45,7 +46,7 @@ class Prepared:
     targets: dict[str, np.ndarray]
 
 
-def train_run(config: RunConfig) -> str:
+def train_run(config: RunConfig, resume: bool = False) -> str:
     """Run training in ``config.out`` and return the final state (done, stopped or failed).
 
     Raises:
@@ -54,6 +55,8 @@ def train_run(config: RunConfig) -> str:
     run = RunFolder(config.out)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)
+    if resume:
+        run.stop_file.unlink(missing_ok=True)  # an old stop request must not end the resumed run
     stopper = StopWatcher(run).install()
     with Heartbeat(run):
         slot = _take_slot(config, run, stopper)
@@ -61,7 +64,7 @@ def train_run(config: RunConfig) -> str:
             run.set_status("stopped", "Stopped before it started.")
             return "stopped"
         try:
-            return _guarded(config, run, stopper)
+            return _guarded(config, run, stopper, resume)
         finally:
             slot.close()
 
@@ -78,10 +81,10 @@ class _Free:
         pass
 
 
-def _guarded(config: RunConfig, run: RunFolder, stopper: StopWatcher) -> str:
+def _guarded(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool) -> str:
     run.set_status("running", "Preparing the photos…", started=time.time())
     try:
-        state, message = _train(config, run, stopper)
+        state, message = _train(config, run, stopper, resume)
     except GraftError as exc:
         run.emit("run_end", state="failed", message=str(exc))
         run.set_status("failed", str(exc))
@@ -141,7 +144,7 @@ def class_weights(prep: Prepared) -> dict[str, torch.Tensor]:
     return out
 
 
-def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher) -> tuple[str, str]:
+def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool = False) -> tuple[str, str]:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     prep = prepare(config, run)
@@ -155,8 +158,11 @@ def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher) -> tuple[str
     _emit_start(run, config, prep, runtime, backbone, image_size)
     feeder = _feeder(config, run, model, images, prep, runtime, dcfg)
     trainer = _trainer(config, run, model, feeder, prep, runtime, stopper)
+    start_epoch = restore_checkpoint(run.path, trainer) if resume else 0
+    if resume:
+        run.emit("resumed", epoch=start_epoch)
     try:
-        fit = trainer.fit()
+        fit = trainer.fit(start_epoch)
     except Diverged as exc:
         advice = f"Training diverged ({exc}): lower the learning rate and try again."
         if trainer.best_state is None:
@@ -201,6 +207,8 @@ def _trainer(config: RunConfig, run: RunFolder, model: GraftModel, feeder, prep:
     optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
     patience = config.patience * (3 if config.strategy == Strategy.FEATURE_EXTRACTION else 1)
     callbacks = [stopper, EventWriter(run)]
+    if config.strategy != Strategy.FEATURE_EXTRACTION:  # head-only runs are cheap to redo
+        callbacks.append(Checkpointer(run.path))
     return Trainer(model, feeder, prep.tasks, schedule, optimizer, runtime, class_weights(prep), callbacks, patience)
 
 

@@ -54,7 +54,8 @@ class Trainer:
         self.should_stop = False
         self.stop_reason = ""
         self.best_state: dict[str, torch.Tensor] | None = None
-        self.started = time.monotonic()
+        self.result = FitResult(best_epoch=0, best_score=-math.inf)
+        self.bad_epochs = 0
 
     # -- events ----------------------------------------------------------------------------
     def fire(self, event: str, *args: Any) -> None:
@@ -150,37 +151,41 @@ class Trainer:
         freeze_trunk(self.model)
         unfreeze_top(self.model, self.schedule.trunk_groups[epoch])
 
-    def fit(self) -> FitResult:
-        """Train with early stopping on validation; the best epoch's weights are restored."""
-        result = FitResult(best_epoch=0, best_score=-math.inf)
-        bad_epochs, warm = 0, max(1, self.schedule.warmup_epochs, self.epochs // 3)
+    def fit(self, start_epoch: int = 0) -> FitResult:
+        """Train with early stopping on validation; the best epoch's weights are restored.
+
+        ``start_epoch`` > 0 continues a resumed run (see :meth:`loop_state`).
+        """
+        warm = max(1, self.schedule.warmup_epochs, self.epochs // 3)
         self.fire("on_fit_start")
         try:
-            for epoch in range(self.epochs):
-                self.epoch = epoch
-                self._apply_schedule(epoch)
-                self.fire("on_epoch_start", epoch)
-                record = {"epoch": epoch + 1, "epochs": self.epochs, **self.train_one_epoch()}
-                if self.should_stop and record["train_loss"] == 0:
-                    break
-                record.update(self.validate())
-                record["lr"] = max(g["lr"] for g in self.optimizer.param_groups)
-                record["trunk_trainable"] = self.schedule.trunk_groups[epoch] > 0
-                improved = self._track_best(record, result)
-                bad_epochs = 0 if improved or epoch < warm else bad_epochs + 1
-                result.history.append(record)
+            for epoch in range(start_epoch, self.epochs):
+                record = self._run_epoch(epoch)
+                improved = self._track_best(record, self.result)
+                self.bad_epochs = 0 if improved or epoch < warm else self.bad_epochs + 1
+                self.result.history.append(record)
                 self.fire("on_epoch_end", record)
                 if self.should_stop:
                     break
-                if bad_epochs >= self.patience:
-                    result.stopped = f"no improvement for {self.patience} epochs"
+                if self.bad_epochs >= self.patience:
+                    self.result.stopped = f"no improvement for {self.patience} epochs"
                     break
         finally:
             self.restore_best()
         if self.should_stop:
-            result.stopped = self.stop_reason or "stopped"
+            self.result.stopped = self.stop_reason or "stopped"
         self.fire("on_fit_end")
-        return result
+        return self.result
+
+    def _run_epoch(self, epoch: int) -> dict[str, Any]:
+        self.epoch = epoch
+        self._apply_schedule(epoch)
+        self.fire("on_epoch_start", epoch)
+        record = {"epoch": epoch + 1, "epochs": self.epochs, **self.train_one_epoch()}
+        record.update(self.validate())
+        record["lr"] = max(g["lr"] for g in self.optimizer.param_groups)
+        record["trunk_trainable"] = self.schedule.trunk_groups[epoch] > 0
+        return record
 
     def _track_best(self, record: dict[str, Any], result: FitResult) -> bool:
         score = record["val_score"] - 1e-6 * record["val_loss"]  # ties: the lower loss wins
@@ -189,6 +194,18 @@ class Trainer:
             result.best_score, result.best_epoch = score, record["epoch"]
             self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
         return record["best"]
+
+    def loop_state(self) -> dict[str, Any]:
+        """Everything but tensors needed to continue this fit later (JSON-friendly)."""
+        return {"epoch": self.epoch + 1, "step": self.step, "bad_epochs": self.bad_epochs,
+                "best_epoch": self.result.best_epoch, "best_score": self.result.best_score,
+                "history": self.result.history}
+
+    def load_loop_state(self, state: dict[str, Any]) -> int:
+        """Restore :meth:`loop_state`; returns the epoch to start from."""
+        self.step, self.bad_epochs = int(state["step"]), int(state["bad_epochs"])
+        self.result = FitResult(int(state["best_epoch"]), float(state["best_score"]), list(state["history"]))
+        return int(state["epoch"])
 
     def restore_best(self) -> None:
         if self.best_state is not None:
