@@ -8,7 +8,7 @@ from typing import Any
 
 from .runs import RunFolder
 
-__all__ = ["EventWriter", "StopWatcher"]
+__all__ = ["EventWriter", "StopWatcher", "StopRequested"]
 
 PROGRESS_EVERY_S = 2.0
 
@@ -49,6 +49,10 @@ class EventWriter:
         self.run.emit("epoch", **record)
         self.run.set_status("running", f"{self.phase_label}: epoch {record['epoch']} of {t.epochs} done.",
                             epoch=record["epoch"], epochs=t.epochs, eta_s=record["eta_s"])
+
+
+class StopRequested(Exception):
+    """Raised from a progress hook to abandon a preparation phase (decode, features)."""
 
 
 class StopWatcher:

@@ -43,10 +43,13 @@ def decoded_images(paths: list[str], hashes: list[str], size: int,
             target.unlink(missing_ok=True)  # a damaged cache is rebuilt, never trusted
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-    for i, arr in enumerate(imap_progress(lambda p: load_resized(p, size), paths, len(paths), progress)):
-        out[i] = arr
-    out.flush()
-    del out
-    os.replace(tmp, target)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+        for i, arr in enumerate(imap_progress(lambda p: load_resized(p, size), paths, len(paths), progress)):
+            out[i] = arr
+        out.flush()
+        del out
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # only left behind when decoding was cancelled or failed
     return np.load(target, mmap_mode="r" if mmap else None)

@@ -19,11 +19,14 @@ def imap_progress(fn: Callable[[T], R], items: Iterable[T], total: int,
                   progress: ProgressFn | None = None, every: float = 0.5) -> Iterator[R]:
     """Map ``fn`` over ``items`` in order on a few threads, reporting progress with an ETA."""
     start = last = time.monotonic()
-    with ThreadPoolExecutor(max_workers=max(2, physical_cores())) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(2, physical_cores()))
+    try:
         for done, result in enumerate(pool.map(fn, items), start=1):
             now = time.monotonic()
             if progress and (now - last >= every or done == total):
                 rate = done / max(now - start, 1e-9)
-                progress(done, total, (total - done) / rate)
+                progress(done, total, (total - done) / rate)  # may raise to cancel the rest
                 last = now
             yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

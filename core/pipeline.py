@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .backbones import build, data_config, parse_start
-from .callbacks import EventWriter, StopWatcher
+from .callbacks import EventWriter, StopRequested, StopWatcher
 from .check import CheckReport, check_dataset
 from .checkpoint import Checkpointer, restore_checkpoint
 from .config import RunConfig, Strategy
@@ -85,6 +85,8 @@ def _guarded(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bo
     run.set_status("running", "Preparing the photos…", started=time.time())
     try:
         state, message = _train(config, run, stopper, resume)
+    except StopRequested:
+        state, message = "stopped", "Stopped on request before training began; no model was saved."
     except GraftError as exc:
         run.emit("run_end", state="failed", message=str(exc))
         run.set_status("failed", str(exc))
@@ -100,10 +102,10 @@ def _guarded(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bo
     return state
 
 
-def prepare(config: RunConfig, run: RunFolder) -> Prepared:
+def prepare(config: RunConfig, run: RunFolder, stopper: StopWatcher | None = None) -> Prepared:
     """Load, check and split the dataset; work out the tasks."""
     ds = load_dataset(config.data)
-    report = check_dataset(ds, progress=_progress(run, "check", "Checking photos"))
+    report = check_dataset(ds, progress=_progress(run, "check", "Checking photos", stopper))
     write_json_atomic(run.path / "check.json", report.to_dict())
     if not report.ok:
         raise GraftError(report.problems[0])
@@ -117,8 +119,10 @@ def prepare(config: RunConfig, run: RunFolder) -> Prepared:
     return Prepared(ds, report, splits, tasks, build_targets(ds, tasks))
 
 
-def _progress(run: RunFolder, phase: str, label: str):
+def _progress(run: RunFolder, phase: str, label: str, stopper: StopWatcher | None = None):
     def report(done: int, total: int, eta: float) -> None:
+        if stopper is not None and stopper.requested():
+            raise StopRequested(phase)
         run.emit("progress", phase=phase, done=done, total=total, eta_s=eta)
         run.set_status("running", f"{label}: {done} of {total}.")
     return report
@@ -147,16 +151,16 @@ def class_weights(prep: Prepared) -> dict[str, torch.Tensor]:
 def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool = False) -> tuple[str, str]:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    prep = prepare(config, run)
+    prep = prepare(config, run, stopper)
     runtime = select_runtime()
     trunk, backbone, earlier = make_trunk(config)
     image_size = earlier.image_size if earlier and _fixed_size(trunk) else config.image_size
     dcfg = data_config(trunk)
     model = GraftModel(trunk, prep.tasks).to(runtime.device).to(memory_format=torch.channels_last)
     images = decoded_images([s.path for s in prep.ds.samples], [prep.report.hashes[s.rel] for s in prep.ds.samples],
-                            image_size, progress=_progress(run, "decode", "Preparing photos"))
+                            image_size, progress=_progress(run, "decode", "Preparing photos", stopper))
     _emit_start(run, config, prep, runtime, backbone, image_size)
-    feeder = _feeder(config, run, model, images, prep, runtime, dcfg)
+    feeder = _feeder(config, run, model, images, prep, runtime, dcfg, stopper)
     trainer = _trainer(config, run, model, feeder, prep, runtime, stopper)
     start_epoch = restore_checkpoint(run.path, trainer) if resume else 0
     if resume:
@@ -188,12 +192,12 @@ def _emit_start(run: RunFolder, config: RunConfig, prep: Prepared, runtime: Runt
 
 
 def _feeder(config: RunConfig, run: RunFolder, model: GraftModel, images: np.ndarray, prep: Prepared,
-            runtime: Runtime, dcfg: dict) -> ImageFeeder | FeatureFeeder:
+            runtime: Runtime, dcfg: dict, stopper: StopWatcher) -> ImageFeeder | FeatureFeeder:
     kw = dict(splits=prep.splits, targets=prep.targets, batch_size=config.batch_size, runtime=runtime, seed=config.seed)
     if config.strategy != Strategy.FEATURE_EXTRACTION:
         return ImageFeeder(images, dcfg["mean"], dcfg["std"], **kw)
     feats = extract_features(model.trunk, images, dcfg["mean"], dcfg["std"], runtime,
-                             progress=_progress(run, "features", "Computing features"))
+                             progress=_progress(run, "features", "Computing features", stopper))
     return FeatureFeeder(feats, **{**kw, "batch_size": max(config.batch_size, 64)})
 
 

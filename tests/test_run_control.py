@@ -15,18 +15,38 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.cli import main
-from core.runs import read_status
+from core.runs import read_status, request_stop
 from tests.conftest import ROOT
 
 
 def test_stop_file_is_honoured_and_best_model_kept(easy_data: Path, tmp_path: Path, tiny_args: list[str]) -> None:
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "stop").write_text("stop")  # present from the start: stops after the first batch
-    assert main(["train", str(easy_data), "--out", str(out), *tiny_args, "--epochs", "5"]) == 0
-    status = json.loads((out / "status.json").read_text())
-    assert status["state"] == "stopped"
+    cmd = [sys.executable, "-m", "core", "train", str(easy_data), "--out", str(out), *tiny_args, "--epochs", "300",
+           "--patience", "300"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_epoch(out)
+    request_stop(out)
+    assert proc.wait(timeout=60) == 0
+    status = read_status(out)
+    assert status["state"] == "stopped" and "best model so far was kept" in status["message"]
     assert (out / "model" / "model.json").is_file()
+
+
+def test_stop_before_training_saves_nothing(easy_data: Path, tmp_path: Path, tiny_args: list[str]) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    request_stop(out)  # e.g. pressed while photos were still being prepared
+    assert main(["train", str(easy_data), "--out", str(out), *tiny_args, "--epochs", "5"]) == 0
+    status = read_status(out)
+    assert status["state"] == "stopped" and "before training began" in status["message"]
+    assert not (out / "model").exists()
+
+
+def _wait_for_epoch(out: Path, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and '"epoch"' not in _read(out / "events.jsonl"):
+        time.sleep(0.1)
 
 
 def test_sigterm_stops_within_a_batch(easy_data: Path, tmp_path: Path, tiny_args: list[str]) -> None:
@@ -34,9 +54,7 @@ def test_sigterm_stops_within_a_batch(easy_data: Path, tmp_path: Path, tiny_args
     cmd = [sys.executable, "-m", "core", "train", str(easy_data), "--out", str(out), *tiny_args, "--epochs", "200"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and '"epoch"' not in _read(out / "events.jsonl"):
-        time.sleep(0.2)
+    _wait_for_epoch(out)
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=60)
     status = read_status(out)
