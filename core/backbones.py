@@ -19,7 +19,7 @@ from .errors import GraftError
 from .weights import load_state_dict_file
 
 __all__ = ["BackboneInfo", "CURATED", "DEFAULT_BACKBONE", "list_backbones", "build", "check_name",
-           "data_config", "pretrained_available", "StartPoint", "parse_start"]
+           "data_config", "pretrained_available", "StartPoint", "parse_start", "measure_speed"]
 
 
 @dataclass(frozen=True)
@@ -200,3 +200,37 @@ def pretrained_available(timeout: float = 3.0) -> bool:
     worker.start()
     worker.join(timeout)
     return bool(result and result[0])
+
+
+def measure_speed(name: str, image_size: int = 160, batch_size: int = 16, repeats: int = 3) -> dict[str, float]:
+    """Images per second for inference and for a training step of ``name`` on this machine.
+
+    Architecture only (random weights): speed doesn't depend on the weights' values.
+    """
+    import time
+
+    from .device import select_runtime
+
+    runtime = select_runtime()
+    model = build(check_name(name), "scratch", image_size=image_size).to(runtime.device)
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(batch_size, 3, image_size, image_size, device=runtime.device).contiguous(
+        memory_format=torch.channels_last)
+
+    def timed(step: Any) -> float:
+        step()  # warm-up: first calls pick kernels
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        return batch_size * repeats / (time.perf_counter() - t0)
+
+    def infer() -> None:
+        with torch.inference_mode(), runtime.autocast():
+            model.eval()(x)
+
+    def train() -> None:
+        with runtime.autocast():
+            out = model.train()(x)
+        out.float().mean().backward()
+
+    return {"infer_ips": timed(infer), "train_ips": timed(train), "precision": runtime.precision}
