@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .archives import safe_extract_zip, unwrap_single_folder
+from .archives import ArchiveError, safe_extract_zip, unwrap_single_folder
 from .errors import GraftError
-from .images import has_image_extension
+from .images import content_hash, has_image_extension
 
 __all__ = ["Sample", "Dataset", "load_dataset", "cache_root", "SPLITS"]
 
@@ -87,11 +86,15 @@ def load_dataset(path: str | Path) -> Dataset:
 
 
 def _extract_cached(zip_path: Path) -> Path:
-    digest = hashlib.sha256(zip_path.read_bytes()).hexdigest()[:16]
-    dest = cache_root() / "zips" / digest
+    """Extract once per zip content; a second process racing on the same zip reuses the result."""
+    dest = cache_root() / "zips" / content_hash(zip_path)[:16]
     if not dest.exists():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        safe_extract_zip(zip_path, dest)
+        try:
+            safe_extract_zip(zip_path, dest)
+        except ArchiveError:
+            if not dest.exists():
+                raise
     return dest
 
 
