@@ -23,9 +23,14 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("counts, phrase", [
     ({"ok": 5}, "at least 2 classes"),
     ({"ok": 5, "scratch": 1}, "needs at least 2"),
+    ({}, "no readable images"),
 ])
 def test_blocking_problems_exit_2_plainly(tmp_path: Path, counts: dict, phrase: str) -> None:
     data = make_dataset(tmp_path / "d", counts, size=24)
+    if not counts:
+        for label in ("ok", "dent"):
+            (data / label).mkdir(parents=True)
+            (data / label / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
     result = _cli("train", str(data), "--out", str(tmp_path / "run"), "--backbone", "test_resnet", "--start", "scratch")
     assert result.returncode == 2
     assert phrase in result.stderr and "Traceback" not in result.stderr
