@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--surface", action="append", default=None)
     p.add_argument("--classes", nargs="+", default=None)
+    p = sub.add_parser("report", help="write a self-contained HTML report of a finished run")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--out", default=None, help="HTML file to write (default RUN_DIR/report.html)")
+    p = sub.add_parser("export", help="export a finished run's model (ONNX) and check it scores the same")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", default=None, help="file to write (default RUN_DIR/model.onnx)")
     return parser
 
 
@@ -168,9 +175,25 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    print(f"Wrote the report to {build_report(args.run_dir, args.out)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    result = export_onnx(args.run_dir, args.out)
+    print(f"Wrote {result.path}")
+    print(result.summary(), file=sys.stdout if result.passed else sys.stderr)
+    return 0 if result.passed else 1
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
-    "backbones": cmd_backbones, "synth": cmd_synth,
+    "backbones": cmd_backbones, "synth": cmd_synth, "report": cmd_report, "export": cmd_export,
 }
 
 

@@ -13,6 +13,7 @@ from .augment import to_model_input
 from .datasets import cache_root
 from .device import Runtime
 from .parallel import ProgressFn
+from .strategies import feature_width
 
 __all__ = ["extract_features", "weights_fingerprint"]
 
@@ -53,7 +54,7 @@ def extract_features(trunk: torch.nn.Module, images: np.ndarray, mean: list[floa
             done = min(start + batch_size, len(images))
             rate = done / max(time.monotonic() - t0, 1e-9)
             progress(done, len(images), (len(images) - done) / rate)
-    feats = torch.cat(out) if out else torch.zeros(0, trunk.num_features)
+    feats = torch.cat(out) if out else torch.zeros(0, feature_width(trunk))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file({"features": feats.contiguous()}, str(tmp))

@@ -11,7 +11,7 @@ from torch import nn
 
 from .config import Strategy
 
-__all__ = ["Task", "GraftModel", "trunk_groups", "param_groups", "Schedule", "make_schedule",
+__all__ = ["Task", "GraftModel", "feature_width", "trunk_groups", "param_groups", "Schedule", "make_schedule",
            "freeze_trunk", "unfreeze_top"]
 
 
@@ -31,7 +31,8 @@ class GraftModel(nn.Module):
         super().__init__()
         self.trunk = trunk
         self.task_names = [t.name for t in tasks]
-        self.heads = nn.ModuleDict({t.name: _head(trunk.num_features, len(t.classes), dropout) for t in tasks})
+        width = feature_width(trunk)
+        self.heads = nn.ModuleDict({t.name: _head(width, len(t.classes), dropout) for t in tasks})
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.trunk(x)
@@ -41,6 +42,11 @@ class GraftModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.forward_heads(self.features(x))
+
+
+def feature_width(trunk: nn.Module) -> int:
+    """Width of the pooled output; some trunks (MobileNet-V3) add a projection after ``num_features``."""
+    return int(getattr(trunk, "head_hidden_size", None) or trunk.num_features)
 
 
 def _head(in_features: int, n_classes: int, dropout: float) -> nn.Sequential:
