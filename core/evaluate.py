@@ -31,15 +31,21 @@ def decide(probs: np.ndarray, classes: list[str], good_class: str | None = None,
 
 
 def choose_threshold(y: np.ndarray, probs: np.ndarray, classes: list[str], good_class: str) -> float:
-    """The threshold that best separates ok from defect on validation (Youden's J), else 0.5."""
+    """The threshold that best separates ok from defect on validation (Youden's J), else 0.5.
+
+    Every threshold in the gap between two neighbouring scores decides the same, so take the
+    middle of the best gap: a part scored just below the lowest validation defect is still caught.
+    """
     is_defect = y != classes.index(good_class)
     if is_defect.all() or not is_defect.any():
         return 0.5
-    fpr, tpr, thr = roc_curve(is_defect, defect_scores(probs, classes, good_class))
+    fpr, tpr, thr = roc_curve(is_defect, defect_scores(probs, classes, good_class), drop_intermediate=False)
+    thr = np.clip(thr, 0.0, 1.0)  # the first threshold is +inf ("flag nothing")
     j = tpr - fpr
     best = np.flatnonzero(j == j.max())
-    # among equally good thresholds take the one nearest 0.5 (the least surprising)
-    candidates = np.clip(thr[best], 0.0, 1.0)
+    lower = np.append(thr[1:], 0.0)  # the next lower score: the bottom of each gap
+    candidates = (thr[best] + lower[best]) / 2
+    # among equally good gaps take the one nearest 0.5 (the least surprising)
     return float(candidates[np.argmin(np.abs(candidates - 0.5))])
 
 

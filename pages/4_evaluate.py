@@ -1,0 +1,18 @@
+"""Evaluate: how good is the model, in factory words; the threshold; mistakes; what to try next."""
+
+import streamlit as st
+
+from ui.common import guarded, page_header
+from ui.evaluate_views import choose_run, render_evaluate
+
+
+@guarded
+def main() -> None:
+    page_header("Evaluate", "How good is the model on photos it never saw: defects caught, false alarms, "
+                            "and where it goes wrong.")
+    run = choose_run()
+    if run is not None:
+        render_evaluate(run)
+
+
+main()

@@ -1,0 +1,118 @@
+"""Runs page (AppTest, real core, a tiny real model): the table, honest states, compare, delete, stop, build on."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from tests.pages.tiny_run import copy_workspace, trained_workspace
+
+PAGE = str(ROOT / "pages" / "6_runs.py")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_workspace(tmp_path_factory)
+
+
+@pytest.fixture
+def ws(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    ws = copy_workspace(template, tmp_path / "ws")
+    monkeypatch.setenv("GRAFT_WORKSPACE", str(ws))
+    return ws
+
+
+def fake_run(ws: Path, name: str, state: str, pid: int, heartbeat: float, message: str = "") -> Path:
+    """A copy of r1's config and curves with a given status (as the training process would leave it)."""
+    run = ws / "runs" / name
+    run.mkdir(parents=True)
+    shutil.copy(ws / "runs" / "r1" / "config.json", run / "config.json")
+    shutil.copy(ws / "runs" / "r1" / "events.jsonl", run / "events.jsonl")
+    (run / "status.json").write_text(json.dumps({"state": state, "message": message, "pid": pid,
+                                                 "heartbeat": heartbeat, "created": heartbeat - 60,
+                                                 "started": heartbeat - 60}))
+    return run
+
+
+def page(**state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def table(at: AppTest):
+    return at.dataframe[0].value.set_index("Run")
+
+
+def test_lists_the_run_with_its_accuracy(ws: Path) -> None:
+    at = page()
+    m = json.loads((ws / "runs" / "r1" / "metrics.json").read_text())
+    row = table(at).loc["r1"]
+    assert row["Status"] == "Finished" and row["Accuracy"] == pytest.approx(m["accuracy"])
+    assert row["F1"] == pytest.approx(m["macro_f1"]) and row["Dataset"] == "parts"
+    assert row["Backbone"] == "test_resnet" and row["Images"] == sum(m["splits"].values())
+
+
+def test_dead_and_failed_runs_are_shown_honestly(ws: Path) -> None:
+    fake_run(ws, "r2-dead", "running", pid=2 ** 22 + 12345, heartbeat=time.time() - 3600)
+    fake_run(ws, "r3-failed", "failed", pid=0, heartbeat=time.time(), message="Out of memory while training.")
+    at = page()
+    t = table(at)
+    assert t.loc["r2-dead", "Status"] == "Interrupted" and t.loc["r3-failed", "Status"] == "Failed"
+    at.selectbox(key="runs_pick").set_value("r3-failed").run()
+    assert any("Out of memory" in w.value for w in at.warning)
+    assert [b for b in at.button if b.label == "Open in Evaluate"][0].disabled  # no model to open
+
+
+def test_delete_a_finished_run(ws: Path) -> None:
+    at = page(run=str(ws / "runs" / "r1"))
+    at.checkbox(key="delete-sure-r1").check().run()
+    at.button(key="delete-r1").click().run()
+    assert not at.exception
+    assert not (ws / "runs" / "r1").exists()
+    assert any("Deleted r1" in s.value for s in at.success)
+    assert "run" not in at.session_state  # it was the current run
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_an_active_run_can_be_stopped_not_deleted(ws: Path) -> None:
+    run = fake_run(ws, "r9-live", "running", pid=os.getpid(), heartbeat=time.time())
+    at = page()
+    assert table(at).loc["r9-live", "Status"] == "Training"
+    at.selectbox(key="runs_pick").set_value("r9-live").run()
+    assert not [b for b in at.button if b.label == "Delete"]
+    at.button(key="stop-run").click().run()
+    assert (run / "stop").exists()
+
+
+def test_compare_two_runs_side_by_side(ws: Path) -> None:
+    shutil.copytree(ws / "runs" / "r1", ws / "runs" / "r0")
+    at = page()
+    at.multiselect(key="compare_runs").set_value(["r1", "r0"]).run()
+    side = at.dataframe[1].value
+    assert list(side.columns) == ["", "r1", "r0"]
+    acc = side.set_index("").loc["Accuracy"]
+    assert acc["r1"] == acc["r0"] != "–"
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_start_a_new_run_and_open_in_evaluate(ws: Path) -> None:
+    path = str(ws / "runs" / "r1")
+    at = page(choices={"backbone": "resnet18", "start": "scratch", "strategy": "scratch", "epochs": 30, "lr": 0.003,
+                       "image_size": 160, "batch_size": 32, "seed": 0})
+    [b for b in at.button if b.label == "Start a new run from this model"][0].click().run()
+    assert at.session_state["choices"]["start"] == f"run:{path}"
+    assert at.session_state["choices"]["strategy"] == "fine-tune"  # scratch contradicts a start model
+    assert at.session_state["start"] == f"run:{path}"
+    [b for b in at.button if b.label == "Open in Evaluate"][0].click().run()
+    assert at.session_state["run"] == path

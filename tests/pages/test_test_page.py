@@ -1,0 +1,134 @@
+"""Test page (AppTest, real core, a tiny real model): uploaded photos get a verdict, batches a table.
+
+AppTest 1.67 can upload files (``file_uploader.set_value``), so the real upload path is tested; the
+page also takes photo paths from ``st.session_state["test_images"]``, tested here too.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from tests.pages.tiny_run import CLASSES, copy_workspace, trained_workspace
+
+PAGE = str(ROOT / "pages" / "5_test.py")
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_workspace(tmp_path_factory)
+
+
+@pytest.fixture
+def ws(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    ws = copy_workspace(template, tmp_path / "ws")
+    monkeypatch.setenv("GRAFT_WORKSPACE", str(ws))
+    return ws
+
+
+def page(ws: Path, **state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.session_state["run"] = str(ws / "runs" / "r1")
+    for k, v in state.items():
+        at.session_state[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def verdicts(at: AppTest) -> list[str]:
+    return [e.value for e in [*at.success, *at.error] if e.value.startswith(("Good part", "Defect"))]
+
+
+def named_class(text: str) -> str | None:
+    return next((c for c in CLASSES if c in text), None)
+
+
+def test_uploaded_photo_gets_a_class_of_the_model_and_a_heatmap(ws: Path) -> None:
+    at = page(ws)
+    assert at.file_uploader[0].label == "Upload photos"
+    photo = ws / "datasets" / "parts" / "scratch" / "scratch_000.png"
+    at.file_uploader[0].set_value([("part.png", photo.read_bytes(), "image/png")]).run()
+    assert not at.exception
+    said = verdicts(at)
+    assert len(said) == 1 and named_class(said[0]) in CLASSES
+    captions = [c for img in at.get("image") for c in img.captions]
+    assert "The photo" in captions and any(c.startswith("Where it looked") for c in captions)
+    assert any(chart for chart in at.get("plotly_chart"))  # confidence bars
+
+
+def test_unreadable_upload_says_why_and_the_rest_still_works(ws: Path) -> None:
+    at = page(ws)
+    good = (ws / "datasets" / "parts" / "ok" / "ok_000.png").read_bytes()
+    at.file_uploader[0].set_value([("notes.txt", b"not a photo", "text/plain"),
+                                   ("half.png", good[:60], "image/png"),
+                                   ("ok.png", good, "image/png")]).run()
+    assert not at.exception
+    reasons = [w.value for w in at.warning]
+    assert any("not an image" in r for r in reasons) and any("damaged" in r or "truncated" in r for r in reasons)
+    assert len(verdicts(at)) == 1
+
+
+def test_photos_from_session_state_paths(ws: Path) -> None:
+    paths = [str(ws / "datasets" / "parts" / c / f"{c}_001.png") for c in CLASSES]
+    at = page(ws, test_images=paths)
+    said = verdicts(at)
+    assert len(said) == 3 and all(named_class(v) for v in said)
+
+
+def test_batch_folder_table_summary_and_csv(ws: Path) -> None:
+    at = page(ws)
+    at.segmented_control[0].set_value("A folder in the workspace").run()
+    at.text_input[0].input("datasets/parts").run()
+    assert not at.exception
+    total = sum(CLASSES.values())
+    scored = [m for m in at.metric if m.label == "Photos scored"]
+    assert scored and scored[0].value == f"{total} of {total}"
+    table = at.dataframe[0].value
+    assert len(table) == total and set(table["predicted"]) <= set(CLASSES)
+    flagged = [m for m in at.metric if m.label == "Flagged as defective"][0]
+    assert int(flagged.value) == int((table["predicted"] != "ok").sum())
+    assert any(b.label == "Download the results (CSV)" for b in at.get("download_button"))
+
+
+def test_batch_refuses_a_folder_outside_the_workspace(ws: Path) -> None:
+    at = page(ws)
+    at.segmented_control[0].set_value("A folder in the workspace").run()
+    at.text_input[0].input("/etc").run()
+    assert not at.exception
+    assert any("outside the workspace" in e.value for e in at.error)
+
+
+def test_batch_zip_with_a_broken_photo(ws: Path) -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for c in CLASSES:
+            zf.write(ws / "datasets" / "parts" / c / f"{c}_002.png", f"new/{c}.png")
+        zf.writestr("new/broken.jpg", b"\xff\xd8\xff not really a jpeg")
+    at = page(ws)
+    at.file_uploader(key="batch-zip").set_value(("batch.zip", buf.getvalue(), "application/zip")).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert len(table) == 4 and (table["problem"] != "").sum() == 1
+    assert [m.value for m in at.metric if m.label == "Can't be read"] == ["1"]
+
+
+def test_predictor_is_cached_per_model_version(ws: Path) -> None:
+    from ui.predict_views import load_predictor, model_stamp
+
+    key = model_stamp(ws / "runs" / "r1")
+    assert load_predictor(*key) is load_predictor(*key)
+    spec = ws / "runs" / "r1" / "model" / "model.json"
+    data = json.loads(spec.read_text())
+    data["threshold"] = 0.9
+    spec.write_text(json.dumps(data))
+    import os
+    os.utime(spec, (key[1] + 5, key[1] + 5))
+    fresh = load_predictor(*model_stamp(ws / "runs" / "r1"))
+    assert fresh.spec.threshold == 0.9  # a saved threshold is picked up, the old model isn't mutated
