@@ -1,0 +1,306 @@
+"""Model: which pretrained network, where its weights come from, and how to adapt it to the photos."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import core  # its backbone names load PyTorch and timm on first use: main() shows a spinner meanwhile
+from core.config import STRATEGY_DEFAULTS, RunConfig, Strategy
+from core.workspace import Workspace, recommend_strategy
+from ui.common import (backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
+                       md_escape, model_choices, online, page_header, pretrained_cached, update_model_choices,
+                       workspace)
+
+STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
+    Strategy.FEATURE_EXTRACTION: ("Feature extraction", "Keeps the pretrained network as it is and trains only the "
+                                  "final decision layer: fastest, and the safest choice with few photos."),
+    Strategy.FINE_TUNE: ("Fine-tune", "Trains the decision layer first, then gently adjusts the whole network to "
+                         "your parts: usually the most accurate from a few hundred photos."),
+    Strategy.PROGRESSIVE: ("Progressive unfreezing", "Adapts the network step by step, from the last layers to the "
+                           "first: careful fine-tuning that pays off with large datasets."),
+    Strategy.MULTI_TASK: ("Multi-task", "Learns “ok or defect” and “which defect” (plus any extra CSV columns) at "
+                          "once, so each question helps the other."),
+    Strategy.SCRATCH: ("From scratch", "Ignores pretraining and learns everything from your photos alone: only for "
+                       "very large datasets or very unusual images."),
+}
+START_TEXT = {"imagenet": "ImageNet pretrained", "run": "An earlier model of yours", "file": "A weights file",
+              "scratch": "From scratch (no pretraining)"}
+IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384]
+BATCH_SIZES = [4, 8, 16, 32, 64, 128]
+
+
+# --- 1. backbone ----------------------------------------------------------------------------------
+
+
+@guarded
+def backbone_section(ws: Workspace, choices: dict[str, Any]) -> None:
+    st.subheader("1 · Backbone", anchor=False)
+    st.caption("The pretrained network that already knows how to see edges, textures and shapes. Bigger is usually "
+               "more accurate but slower.")
+    speeds = ws.backbone_speeds()
+    cols = st.columns(3)
+    for i, info in enumerate(core.list_backbones()):
+        with cols[i % 3].container(border=True, key=f"backbone_card_{i}"):
+            backbone_card(info, choices["backbone"] == info.name, speeds.get(info.name), i)
+    measure_speeds(ws, int(choices["image_size"]))
+    other_backbone(choices)
+
+
+def measure_speeds(ws: Workspace, image_size: int) -> None:
+    busy = bool(ws.active_runs())
+    if not st.button("Measure the speeds on this computer", icon=":material/speed:", key="model_measure",
+                     type="tertiary", disabled=busy,
+                     help="Runs a few training steps of each backbone on random pixels (about a minute). "
+                          + ("Wait until training has finished." if busy else "")):
+        return
+    from core.backbones import measure_speed
+
+    backbones = core.list_backbones()
+    bar = st.progress(0.0, text="Measuring…")
+    for k, info in enumerate(backbones):
+        bar.progress(k / len(backbones), text=f"Measuring {info.label} ({k + 1} of {len(backbones)})…")
+        with friendly_errors():
+            ws.record_speed(info.name, measure_speed(info.name, image_size=image_size)["train_ips"], image_size)
+    bar.empty()
+    st.rerun()
+
+
+def backbone_card(info, selected: bool, speed: dict[str, float] | None, i: int) -> None:
+    badge = " :primary-badge[:material/star: Recommended]" if info.name == core.DEFAULT_BACKBONE else ""
+    st.markdown(f"**{info.label}**{badge}")
+    st.write(info.blurb)
+    top1 = f"{info.top1:.1f}%" if info.top1 else "n/a"
+    st.caption(f"{info.params_m:.1f} M parameters · ImageNet accuracy {top1}  \n{speed_text(info, speed)}")
+    if st.button("Selected" if selected else "Use this", key=f"use_backbone_{i}",
+                 type="primary" if selected else "secondary", icon=":material/check:" if selected else None,
+                 width="stretch"):
+        update_model_choices(backbone=info.name)
+        st.rerun()
+
+
+def speed_text(info, speed: dict[str, float] | None) -> str:
+    if speed:
+        return f"Trains about {speed['images_per_s']:,.0f} photos/s on this computer (at {speed['image_size']:.0f} px)"
+    if info.train_ips:
+        return f"Trains about {info.train_ips:,.0f} photos/s on a 2-core laptop"
+    return "Speed on this computer: measured after its first run"
+
+
+def other_backbone(choices: dict[str, Any]) -> None:
+    custom = choices["backbone"] not in {b.name for b in core.CURATED}
+    with st.expander("Any other timm model", expanded=custom, icon=":material/tune:"):
+        st.caption("Any of the ~1,000 architectures in the timm library, by name, e.g. `convnext_tiny` or "
+                   "`efficientnet_b2.ra_in1k`.")
+        left, right = st.columns([3, 1], vertical_alignment="bottom")
+        name = left.text_input("timm model name", key="model_other_name", placeholder="e.g. convnext_tiny")
+        if right.button("Use this model", key="model_other_use", width="stretch"):
+            with friendly_errors():
+                from core.backbones import check_name
+
+                update_model_choices(backbone=check_name(name.strip()))
+                st.rerun()
+        if custom:
+            st.success(f"Using {md_escape(choices['backbone'])}.", icon=":material/check:")
+
+
+# --- 2. start point ---------------------------------------------------------------------------------
+
+
+@guarded
+def start_section(ws: Workspace, choices: dict[str, Any], n_images: int) -> None:
+    st.subheader("2 · Starting point", anchor=False)
+    can_download = online() or pretrained_cached(choices["backbone"])
+    if not can_download:
+        st.warning("This computer can't reach the internet, so pretrained ImageNet weights can't be downloaded "
+                   "right now. Start from an earlier model of yours, a weights file, or from scratch.",
+                   icon=":material/cloud_off:")
+    kinds = (["imagenet"] if can_download else []) + ["run", "file", "scratch"]
+    kind = choices["start"].split(":", 1)[0]
+    if kind not in kinds:  # e.g. ImageNet was chosen, then the connection went away
+        kind = "scratch"
+        set_start("scratch", choices, n_images)
+    key = _seed_widget("start", kind)
+    if st.session_state[key] not in kinds:
+        st.session_state[key] = kind
+    picked = st.radio("Start from", kinds, format_func=START_TEXT.get, horizontal=True, key=key)
+    if picked == "imagenet":
+        set_start("imagenet", choices, n_images)
+        st.caption("Weights learned from 1.3 million everyday photos: the best start for almost any inspection task.")
+    elif picked == "run":
+        start_from_run(ws, choices, n_images)
+    elif picked == "file":
+        start_from_file(ws, choices, n_images)
+    else:
+        set_start("scratch", choices, n_images)
+        st.caption("Every layer learns from your photos alone. Needs many more photos and epochs.")
+
+
+def set_start(start: str, choices: dict[str, Any], n_images: int) -> None:
+    """Record the start point; from scratch implies the scratch strategy, and leaving it the recommended one."""
+    if choices["start"] == start:
+        return
+    changes: dict[str, Any] = {"start": start}
+    if start == "scratch":
+        changes.update(strategy_changes(Strategy.SCRATCH))
+    elif choices["strategy"] == Strategy.SCRATCH.value:
+        changes.update(strategy_changes(recommend_strategy(n_images)[0]))
+    update_model_choices(**changes)
+    st.rerun()
+
+
+def start_from_run(ws: Workspace, choices: dict[str, Any], n_images: int) -> None:
+    finished = ws.finished_models()
+    if not finished:
+        st.info("No finished models yet. Train one first (from scratch works offline), then come back to build on it.",
+                icon=":material/info:")
+        return
+    paths = [r["path"] for r in finished]
+    current = choices["start"][4:] if choices["start"].startswith("run:") else paths[0]
+    labels = {r["path"]: run_label(r) for r in finished}
+    path = st.selectbox("Earlier model", paths, index=paths.index(current) if current in paths else 0,
+                        format_func=labels.get, key="model_start_run")
+    set_start(f"run:{path}", choices, n_images)
+    spec = next(r for r in finished if r["path"] == path)["config"]
+    st.caption(f"The new model keeps this model's backbone ({md_escape(backbone_label(spec.get('backbone', '')))}) "
+               "and what it learned, and adapts it to the current dataset.")
+
+
+def run_label(run: dict[str, Any]) -> str:
+    config, metrics = run["config"], run["metrics"]
+    data = Path(str(config.get("data", ""))).name
+    backbone = backbone_label(config.get("backbone", ""))
+    return f"{run['id']} · {data} · {backbone} · accuracy {fmt_pct(metrics.get('accuracy'))}"
+
+
+def start_from_file(ws: Workspace, choices: dict[str, Any], n_images: int) -> None:
+    upload = st.file_uploader("Weights file (.safetensors, .pth or .bin)", type=["safetensors", "pth", "bin"],
+                              key="model_weights_upload")
+    saved: dict[str, str] = st.session_state.setdefault("weights_saved", {})
+    if upload is not None:
+        if upload.file_id not in saved:
+            with st.spinner("Saving the weights file in the workspace…"):
+                saved[upload.file_id] = str(ws.save_weights(upload.name, upload.getvalue()))
+        set_start(f"file:{saved[upload.file_id]}", choices, n_images)
+    if choices["start"].startswith("file:"):
+        st.caption(f"Using {md_escape(Path(choices['start'][5:]).name)}. The weights must fit the backbone chosen "
+                   "above; they are loaded as plain tensors, never as code.")
+    else:
+        st.caption("Weights saved from the same backbone, e.g. a model trained elsewhere on similar parts.")
+
+
+# --- 3. strategy -----------------------------------------------------------------------------------
+
+
+def strategy_changes(strategy: Strategy) -> dict[str, Any]:
+    defaults = STRATEGY_DEFAULTS[strategy]
+    return {"strategy": strategy.value, "epochs": defaults["epochs"], "lr": defaults["lr"]}
+
+
+@guarded
+def strategy_section(choices: dict[str, Any], n_images: int) -> None:
+    st.subheader("3 · How to adapt it", anchor=False)
+    recommended, reason = recommend_strategy(n_images) if n_images else (None, "")
+    scratch = choices["start"] == "scratch"
+    if scratch:
+        st.info("Starting from scratch trains every layer, so the strategy is “From scratch”.", icon=":material/info:")
+    elif recommended:
+        st.info(f"Recommended: **{STRATEGY_TEXT[recommended][0]}**. {reason}", icon=":material/lightbulb:")
+    cols = st.columns(3)
+    for i, strategy in enumerate(Strategy):
+        with cols[i % 3].container(border=True, key=f"strategy_card_{i}"):
+            strategy_card(strategy, choices, recommended, locked=scratch)
+
+
+def strategy_card(strategy: Strategy, choices: dict[str, Any], recommended: Strategy | None, locked: bool) -> None:
+    title, text = STRATEGY_TEXT[strategy]
+    selected = choices["strategy"] == strategy.value
+    badge = " :primary-badge[:material/star: Recommended]" if strategy == recommended and not locked else ""
+    st.markdown(f"**{title}**{badge}")
+    st.write(text)
+    disabled = locked and strategy != Strategy.SCRATCH
+    if st.button("Selected" if selected else "Use this", key=f"use_strategy_{strategy.value}", disabled=disabled,
+                 type="primary" if selected else "secondary", icon=":material/check:" if selected else None,
+                 width="stretch"):
+        changes = strategy_changes(strategy)
+        if strategy == Strategy.SCRATCH:
+            changes["start"] = "scratch"
+        update_model_choices(**changes)
+        st.rerun()
+
+
+# --- advanced settings and summary -----------------------------------------------------------------
+
+
+def _seed_widget(key: str, value: Any) -> str:
+    """Give a widget its remembered value when it is (re)created; returns its session key."""
+    widget = f"model_{key}"
+    if widget not in st.session_state:
+        st.session_state[widget] = value
+    return widget
+
+
+@guarded
+def advanced_section(choices: dict[str, Any]) -> None:
+    with st.expander("Advanced settings", icon=":material/settings:"):
+        st.caption("The defaults suit the chosen strategy; change them only if you know why.")
+        top, bottom = st.columns(3), st.columns(3)
+        choices["epochs"] = int(top[0].number_input(
+            "Epochs", 1, 1000, step=1, key=_seed_widget("epochs", choices["epochs"]),
+            help="Passes over the training photos."))
+        choices.setdefault("patience", RunConfig(data="", out="").patience)
+        choices["patience"] = int(top[1].number_input(
+            "Stop when no progress for (epochs)", 1, 1000, step=1,
+            key=_seed_widget("patience", choices["patience"]),
+            help="Training stops when the validation score hasn't improved for this many epochs."))
+        sizes = sorted({*IMAGE_SIZES, int(choices["image_size"])})
+        choices["image_size"] = int(top[2].selectbox(
+            "Image size (pixels)", sizes, key=_seed_widget("image_size", choices["image_size"]),
+            help="Photos are resized to this square. Larger shows finer defects but trains slower."))
+        choices["lr"] = float(bottom[0].number_input(
+            "Learning rate", 0.00001, 0.5, step=0.0005, format="%.5f", key=_seed_widget("lr", choices["lr"]),
+            help="How big each learning step is."))
+        batches = sorted({*BATCH_SIZES, int(choices["batch_size"])})
+        choices["batch_size"] = int(bottom[1].selectbox(
+            "Batch size", batches, key=_seed_widget("batch_size", choices["batch_size"]),
+            help="Photos per step. Lower it if the computer runs out of memory."))
+        choices["seed"] = int(bottom[2].number_input(
+            "Seed", 0, 2**31 - 1, step=1, key=_seed_widget("seed", choices["seed"]),
+            help="Fixes the random choices, so a run can be repeated exactly."))
+
+
+def summary(choices: dict[str, Any], dataset: str | None) -> None:
+    st.divider()
+    kind = choices["start"].split(":", 1)[0]
+    strategy = STRATEGY_TEXT[Strategy(choices["strategy"])][0]
+    st.markdown(f"**Your choice:** {md_escape(backbone_label(choices['backbone']))} · {START_TEXT[kind]} · "
+                f"{strategy} · {choices['epochs']} epochs at {choices['image_size']} px")
+    if dataset is None:
+        st.warning("Choose or add a dataset on the Data page before training.", icon=":material/photo_library:")
+    elif st.button("Next: train", type="primary", icon=":material/arrow_forward:", key="model_next"):
+        go_to("train")
+
+
+@guarded
+def main() -> None:
+    page_header("Model", "Pick a pretrained network and how to adapt it to your photos. The recommended choices "
+                         "work well; you can change them at any time.")
+    with st.spinner("Loading the model catalogue…"):
+        importlib.import_module("core.backbones")  # PyTorch and timm: a few seconds on the first visit only
+    ws = workspace()
+    dataset = current_dataset()
+    n_images = ws.dataset_info(dataset).total if dataset else 0
+    if dataset:
+        st.caption(f"Dataset: {md_escape(dataset)} · {fmt_int(n_images)} photos")
+    choices = model_choices(n_images)
+    backbone_section(ws, choices)
+    start_section(ws, choices, n_images)
+    strategy_section(choices, n_images)
+    advanced_section(choices)
+    summary(choices, dataset)
+
+
+main()

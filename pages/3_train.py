@@ -1,0 +1,245 @@
+"""Train: start a run (a separate process), watch it live, stop it, and see the headline numbers.
+
+The page only reads the run folder, so a refresh or a closed tab never disturbs training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core import ACTIVE_STATES, RunFolder, launch_run, read_status, request_stop
+from core.jsonio import read_json
+from core.workspace import Workspace
+from ui.charts import curves_figure
+from ui.common import (STATE_LABELS, attach_run, backbone_label, current_dataset, flash, fmt_duration, go_to,
+                       guarded, headline_metrics, md_escape, model_choices, page_header, progress_summary,
+                       select_run, show_flash, state_badge, workspace)
+
+POLL_S = 1.0
+START_TEXT = {"imagenet": "ImageNet pretrained", "run": "an earlier model", "file": "a weights file",
+              "scratch": "from scratch"}
+
+
+# --- starting a run ---------------------------------------------------------------------------------
+
+
+def describe(choices: dict[str, Any]) -> str:
+    kind = str(choices.get("start", "imagenet")).split(":", 1)[0]
+    strategy = str(choices.get("strategy", "")).replace("-", " ")
+    return (f"{md_escape(backbone_label(choices.get('backbone', '')))} · {START_TEXT.get(kind, kind)} · {strategy} · "
+            f"{choices.get('epochs')} epochs at {choices.get('image_size')} px")
+
+
+@guarded
+def start_section(ws: Workspace, attached: bool) -> None:
+    dataset = current_dataset()
+    if dataset is None:
+        st.info("Choose or add a dataset on the Data page first.", icon=":material/photo_library:")
+        if st.button("Go to Data", key="train_to_data"):
+            go_to("data")
+        return
+    if attached:
+        with st.expander("Start a new run", icon=":material/playlist_add:"):
+            start_box(ws, dataset)
+    else:
+        with st.container(border=True):
+            start_box(ws, dataset)
+
+
+def start_box(ws: Workspace, dataset: str) -> None:
+    info = ws.dataset_info(dataset)
+    choices = model_choices(info.total)
+    st.markdown(f"**Dataset** {md_escape(dataset)} ({info.total:,} photos) · **Model** {describe(choices)}")
+    busy = ws.active_runs()
+    if busy:
+        st.caption(f"{len(busy)} run(s) already queued or training. This computer trains "
+                   f"{ws.max_concurrent_runs()} at a time; a new run waits its turn.")
+    row = st.container(horizontal=True)
+    if row.button("Start training", type="primary", icon=":material/play_arrow:", key="train_start"):
+        with st.spinner("Starting the training process…"):
+            config = ws.new_run_config(dataset, **choices)
+            launch_run(config)
+        select_run(config.out)
+        flash("Training started in the background. You can close this tab; it keeps going." if not busy else
+              "The run is queued and starts when the runs before it are done.", icon=":material/rocket_launch:")
+        st.rerun()
+    if row.button("Change the model settings", key="train_to_model", icon=":material/tune:"):
+        go_to("model")
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+def run_view(path: str, polling: bool) -> None:
+    """Everything about one run, read from its folder. When polling and the run has ended, rerun the
+    whole page once so it is drawn without the timer."""
+    status = read_status(path)
+    state = status.get("state", "unknown")
+    if polling and state not in ACTIVE_STATES:
+        st.rerun()
+    events = RunFolder(path).events()
+    run_heading(path, status)
+    if state in ACTIVE_STATES:
+        active_panel(path, status, events)
+    if any(e.get("event") == "epoch" for e in events):
+        st.plotly_chart(curves_figure(events), config={"displayModeBar": False}, key="curves")
+    elif state in ACTIVE_STATES:
+        st.caption("The learning curves appear after the first epoch.")
+    if state not in ACTIVE_STATES:
+        ended_panel(path, status)
+
+
+def run_heading(path: str, status: dict[str, Any]) -> None:
+    config = read_json(Path(path) / "config.json", {}) or {}
+    left, right = st.columns([4, 1], vertical_alignment="center")
+    left.subheader(f"Run {md_escape(Path(path).name)}", anchor=False)
+    with right:
+        state_badge(status.get("state", "unknown"))
+    if config:
+        data = Path(str(config.get("data", ""))).name
+        st.caption(f"Dataset {md_escape(data)} · {describe(config)}")
+
+
+def active_panel(path: str, status: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    progress = progress_summary(events, status)
+    stopping = RunFolder(path).stop_requested()
+    ahead = workspace().queue_position(path) if status["state"] == "queued" else 0
+    if ahead:
+        st.info(f"Queued: {ahead} run(s) ahead of this one. It starts on its own when they are done.",
+                icon=":material/schedule:")
+    elif status["state"] == "queued":
+        st.progress(0.0, text="Starting the training process…")
+    else:
+        st.progress(progress.fraction, text=progress.text)
+        st.caption(md_escape(status.get("message", "")))
+    label = "Stopping after the current step…" if stopping else (
+        "Cancel" if status["state"] == "queued" else "Stop training")
+    # A callback, so the stop is requested before the view redraws and the label changes at once.
+    st.button(label, key="train_stop", icon=":material/stop_circle:", disabled=stopping, on_click=stop_run,
+              args=(path,))
+
+
+def stop_run(path: str) -> None:
+    try:
+        request_stop(path)
+    except OSError:  # the run folder was deleted meanwhile: nothing left to stop
+        pass
+
+
+def ended_panel(path: str, status: dict[str, Any]) -> None:
+    state, message = status.get("state"), str(status.get("message", ""))
+    metrics = read_json(Path(path) / "metrics.json", None)
+    if state == "done":
+        st.success(f"Training finished in {fmt_duration(_duration(status))}.", icon=":material/check_circle:")
+        if "Warning:" in message:  # e.g. the model predicts one class for everything
+            st.warning(md_escape(message.split("Warning:", 1)[1].strip()), icon=":material/warning:")
+    elif state == "stopped":  # the first sentence; the numbers follow below
+        st.info(md_escape(message.split(". ", 1)[0].rstrip(".") + "."), icon=":material/stop_circle:")
+    elif state == "failed":
+        st.error(md_escape(message), icon=":material/error:")
+        st.markdown("**What to do next:** check the dataset's report on the Data page, then try again; a smaller "
+                    "learning rate or image size often helps. If it fails again, try another backbone.")
+    elif state == "interrupted":
+        st.warning("The training process ended unexpectedly (the computer may have restarted or run out of "
+                   "memory).", icon=":material/warning:")
+    if isinstance(metrics, dict) and metrics.get("accuracy") is not None:
+        results(metrics)
+    if state in ("failed", "interrupted", "stopped"):
+        with st.container(horizontal=True):
+            if state != "failed":
+                resume(path)
+            start_again(path)
+
+
+def _duration(status: dict[str, Any]) -> float | None:
+    start, end = status.get("started"), status.get("ended") or status.get("updated")
+    return end - start if start and end else None
+
+
+def results(metrics: dict[str, Any]) -> None:
+    st.markdown("#### Results on photos the model never saw")
+    headline_metrics(metrics)
+    if metrics.get("catch_rate") is not None and metrics.get("false_alarm_rate") is not None:
+        st.markdown(f"Out of 100 defective parts the model would catch about **{metrics['catch_rate'] * 100:.0f}**; "
+                    f"out of 100 good parts it would wrongly flag about **{metrics['false_alarm_rate'] * 100:.0f}**.")
+    plateau = "no improvement" in str(metrics.get("stopped_early")) and metrics.get("epochs_run")
+    early = (f" Training stopped early after epoch {metrics['epochs_run']}: the validation score had stopped "
+             "improving." if plateau else "")
+    st.caption(f"Measured on {metrics.get('n', 0)} {metrics.get('evaluated_on', 'test')} photos kept aside from "
+               f"training. The model kept is the one from epoch {metrics.get('best_epoch') or '–'}.{early}")
+    row = st.container(horizontal=True)
+    if row.button("Evaluate in detail", type="primary", icon=":material/analytics:", key="train_to_evaluate"):
+        go_to("evaluate")
+    if row.button("Test on new photos", icon=":material/frame_inspect:", key="train_to_test"):
+        go_to("test")
+
+
+def resume(path: str) -> None:
+    ws = workspace()
+    if not ws.can_resume(Path(path).name):
+        return
+    if st.button("Continue where it stopped", type="primary", icon=":material/resume:", key="train_resume",
+                 help="Continues from the last finished epoch, in this run."):
+        with st.spinner("Starting the training process…"):
+            launch_run(ws.resume_config(Path(path).name), resume=True)
+        flash("Continuing from the last finished epoch.", icon=":material/resume:")
+        st.rerun()
+
+
+def start_again(path: str) -> None:
+    if st.button("Start again", icon=":material/restart_alt:", key="train_again"):
+        ws = workspace()
+        with st.spinner("Starting the training process…"):
+            config = ws.rerun_config(Path(path).name)
+            launch_run(config)
+        select_run(config.out)
+        flash("Started again with the same settings.", icon=":material/rocket_launch:")
+        st.rerun()
+
+
+@st.fragment(run_every=POLL_S)
+def live(path: str) -> None:
+    guarded(run_view)(path, polling=True)
+
+
+# --- other runs in the queue ------------------------------------------------------------------------
+
+
+@guarded
+def queue_section(ws: Workspace, attached: str | None) -> None:
+    others = [r for r in ws.active_runs() if r["path"] != attached]
+    if not others:
+        return
+    st.divider()
+    st.markdown("#### Other runs in progress")
+    for run in others:
+        state = run["status"].get("state", "unknown")
+        left, right = st.columns([4, 1], vertical_alignment="center")
+        left.markdown(f"{md_escape(run['id'])} · {STATE_LABELS.get(state, STATE_LABELS['unknown'])[0]}")
+        if right.button("Show", key=f"show_{run['id']}"):
+            select_run(run["path"])
+            st.rerun()
+
+
+@guarded
+def main() -> None:
+    page_header("Train", "Training runs in the background on this computer. Watch it learn: the curves update live, "
+                         "and you can stop at any time.")
+    show_flash()
+    ws = workspace()
+    path = attach_run()
+    active = bool(path) and read_status(path).get("state") in ACTIVE_STATES
+    if path:
+        if active:
+            live(path)
+        else:
+            guarded(run_view)(path, polling=False)
+        st.divider()
+    start_section(ws, path is not None)
+    queue_section(ws, path)
+
+
+main()

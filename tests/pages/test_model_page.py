@@ -1,0 +1,152 @@
+"""Model page (AppTest, real core, offline): backbone cards, start points, strategy cards, advanced settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import STRATEGY_DEFAULTS, Strategy
+from core.workspace import Workspace
+from tests.conftest import ROOT
+from tests.pages.tiny_run import copy_workspace, trained_workspace
+
+PAGE = str(ROOT / "pages" / "2_model.py")
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    monkeypatch.setenv("GRAFT_WORKSPACE", str(tmp_path / "ws"))
+    return Workspace(tmp_path / "ws")
+
+
+@pytest.fixture
+def trained(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    """A workspace with dataset 'parts' (40 photos) and one finished tiny run."""
+    root = copy_workspace(trained_workspace(tmp_path_factory), tmp_path / "trained")
+    monkeypatch.setenv("GRAFT_WORKSPACE", str(root))
+    return Workspace(root)
+
+
+def page(**state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    for key, value in state.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+def choices(at: AppTest) -> dict:
+    return at.session_state["choices"]
+
+
+def markdown(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown]
+
+
+def test_offline_notice_and_six_backbone_cards(ws: Workspace) -> None:
+    at = page()
+    assert not at.exception
+    assert "can't reach the internet" in at.warning[0].value
+    cards = [b for b in at.button if b.key.startswith("use_backbone_")]
+    assert len(cards) == 6
+    assert [b.label for b in cards].count("Selected") == 1
+    assert "**ResNet-18** :primary-badge[:material/star: Recommended]" in markdown(at)
+    assert sum("Recommended" in m for m in markdown(at)) == 1
+    assert "ImageNet accuracy 71.5%" in "\n".join(c.value for c in at.caption)
+    # offline without earlier models: start from scratch, so the strategy is "From scratch"
+    assert at.radio(key="model_start").options == ["An earlier model of yours", "A weights file",
+                                                   "From scratch (no pretraining)"]
+    assert choices(at)["start"] == "scratch" and choices(at)["strategy"] == "scratch"
+    strategies = [b for b in at.button if b.key.startswith("use_strategy_")]
+    assert len(strategies) == 5 and [b.key for b in strategies if not b.disabled] == ["use_strategy_scratch"]
+
+
+def test_pick_another_curated_backbone(ws: Workspace) -> None:
+    at = page()
+    at.button(key="use_backbone_1").click().run()
+    assert choices(at)["backbone"] == "mobilenetv3_large_100.ra_in1k"
+    assert at.button(key="use_backbone_1").label == "Selected"
+
+
+def test_any_timm_model_by_name(ws: Workspace) -> None:
+    at = page()
+    at.text_input(key="model_other_name").input("test_resnet")
+    at.button(key="model_other_use").click().run()
+    assert not at.exception
+    assert choices(at)["backbone"] == "test_resnet"
+    assert "Using test\\_resnet." in [s.value for s in at.success]
+    at.text_input(key="model_other_name").input("resnet_nope")
+    at.button(key="model_other_use").click().run()
+    assert not at.exception
+    assert "Unknown backbone" in at.error[0].value
+    assert choices(at)["backbone"] == "test_resnet"
+
+
+def test_recommendation_from_the_dataset_size_and_earlier_models(trained: Workspace) -> None:
+    at = page(dataset="parts")
+    assert not at.exception
+    # offline with a finished model: start from it, and the strategy follows the dataset size (40 photos)
+    assert choices(at)["start"].startswith("run:") and choices(at)["start"].endswith("r1")
+    assert at.radio(key="model_start").value == "run"
+    assert at.selectbox(key="model_start_run").value.endswith("r1")
+    assert choices(at)["strategy"] == Strategy.FEATURE_EXTRACTION.value
+    assert "Recommended: **Feature extraction**. With 40 photos" in at.info[0].value
+    assert "**Feature extraction** :primary-badge[:material/star: Recommended]" in markdown(at)
+    at.button(key="use_strategy_fine-tune").click().run()
+    assert choices(at)["strategy"] == "fine-tune"
+    assert choices(at)["epochs"] == STRATEGY_DEFAULTS[Strategy.FINE_TUNE]["epochs"]
+    assert at.number_input(key="model_epochs").value == STRATEGY_DEFAULTS[Strategy.FINE_TUNE]["epochs"]
+
+
+def test_from_scratch_locks_the_strategy(trained: Workspace) -> None:
+    at = page(dataset="parts")
+    at.radio(key="model_start").set_value("scratch").run()
+    assert not at.exception
+    assert choices(at)["start"] == "scratch" and choices(at)["strategy"] == "scratch"
+    assert "strategy is “From scratch”" in at.info[0].value
+
+
+def test_advanced_settings_are_stored(ws: Workspace) -> None:
+    ws.add_sample()
+    at = page(dataset="sample")
+    at.number_input(key="model_epochs").set_value(3)
+    at.selectbox(key="model_image_size").set_value(32)
+    at.selectbox(key="model_batch_size").set_value(8)
+    at.number_input(key="model_seed").set_value(7)
+    at.number_input(key="model_patience").set_value(9)
+    at.run()
+    assert not at.exception
+    c = choices(at)
+    assert (c["epochs"], c["image_size"], c["batch_size"], c["seed"], c["patience"]) == (3, 32, 8, 7, 9)
+    assert "3 epochs at 32 px" in "\n".join(markdown(at))
+    assert at.button(key="model_next").label == "Next: train"
+
+
+def test_upload_a_weights_file(ws: Workspace) -> None:
+    at = page()
+    at.radio(key="model_start").set_value("file").run()
+    at.file_uploader(key="model_weights_upload").set_value(("../my weights.safetensors", b"\x00" * 16,
+                                                            "application/octet-stream")).run()
+    assert not at.exception
+    start = choices(at)["start"]
+    assert start.startswith("file:") and Path(start[5:]).parent == ws.weights_dir
+    assert Path(start[5:]).read_bytes() == b"\x00" * 16
+
+
+def test_measure_the_speeds_on_this_computer(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.backbones
+
+    measured: list[tuple[str, int]] = []
+
+    def fake(name: str, image_size: int = 160, **kw) -> dict[str, float]:
+        measured.append((name, image_size))
+        return {"train_ips": 123.4, "infer_ips": 400.0, "precision": "fp32"}
+
+    monkeypatch.setattr(core.backbones, "measure_speed", fake)
+    at = page()
+    at.button(key="model_measure").click().run()
+    assert not at.exception
+    assert len(measured) == 6 and {size for _, size in measured} == {160}
+    captions = "\n".join(c.value for c in at.caption)
+    assert captions.count("Trains about 123 photos/s on this computer (at 160 px)") == 6
