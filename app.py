@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from ui.common import guarded, render_sidebar
+from ui.common import guarded, mark_framed, render_sidebar
 
 st.set_page_config(page_title="Graft", page_icon=":material/center_focus_strong:", layout="wide")
 
@@ -16,5 +16,6 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+mark_framed()
 page.run()
 guarded(render_sidebar)()  # after the page, so it shows what the page just selected

@@ -14,7 +14,9 @@ __version__ = "0.1.0"
 _EXPORTS: dict[str, str] = {
     "GraftError": "errors",
     "BackboneInfo": "backbones", "CURATED": "backbones", "DEFAULT_BACKBONE": "backbones",
-    "list_backbones": "backbones", "pretrained_available": "backbones",
+    "list_backbones": "backbones", "pretrained_available": "backbones", "weights_cached": "backbones",
+    "measure_speed": "backbones",
+    "Workspace": "workspace", "DatasetInfo": "workspace", "recommend_strategy": "workspace",
     "Dataset": "datasets", "Sample": "datasets", "load_dataset": "datasets",
     "CheckReport": "check", "check_dataset": "check",
     "RunConfig": "config", "Strategy": "config", "STRATEGY_DEFAULTS": "config",

@@ -19,7 +19,8 @@ from .errors import GraftError
 from .weights import load_state_dict_file
 
 __all__ = ["BackboneInfo", "CURATED", "DEFAULT_BACKBONE", "list_backbones", "build", "check_name",
-           "data_config", "pretrained_available", "StartPoint", "parse_start", "measure_speed"]
+           "data_config", "pretrained_available", "StartPoint", "parse_start", "measure_speed",
+           "weights_cached"]
 
 
 @dataclass(frozen=True)
@@ -170,7 +171,10 @@ def _timm_filtered(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str
 
 def _cached_weights_file(model: nn.Module) -> Path | None:
     """The hub cache's copy of the weights, so no network is touched when they are there."""
-    repo = (getattr(model, "pretrained_cfg", None) or {}).get("hf_hub_id")
+    return _cached_file((getattr(model, "pretrained_cfg", None) or {}).get("hf_hub_id"))
+
+
+def _cached_file(repo: str | None) -> Path | None:
     if not repo:
         return None
     from huggingface_hub import try_to_load_from_cache
@@ -180,6 +184,15 @@ def _cached_weights_file(model: nn.Module) -> Path | None:
         if isinstance(found, str):
             return Path(found)
     return None
+
+
+def weights_cached(name: str) -> bool:
+    """Whether ImageNet weights for ``name`` are already on this computer (usable offline)."""
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except Exception:  # unknown name or tag: simply "not cached"
+        return False
+    return _cached_file(getattr(cfg, "hf_hub_id", None)) is not None
 
 
 def pretrained_available(timeout: float = 3.0) -> bool:

@@ -11,9 +11,11 @@ import streamlit as st
 import core  # its backbone names load PyTorch and timm on first use: main() shows a spinner meanwhile
 from core.config import STRATEGY_DEFAULTS, RunConfig, Strategy
 from core.workspace import Workspace, recommend_strategy
-from ui.common import (backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
+from ui.common import (ensure_router, backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
                        md_escape, model_choices, online, page_header, pretrained_cached, update_model_choices,
                        workspace)
+
+ensure_router()  # a direct link to this page still gets the app frame
 
 STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
     Strategy.FEATURE_EXTRACTION: ("Feature extraction", "Keeps the pretrained network as it is and trains only the "

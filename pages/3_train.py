@@ -14,9 +14,11 @@ from core import ACTIVE_STATES, RunFolder, launch_run, read_status, request_stop
 from core.jsonio import read_json
 from core.workspace import Workspace
 from ui.charts import curves_figure
-from ui.common import (STATE_LABELS, attach_run, backbone_label, current_dataset, flash, fmt_duration, go_to,
+from ui.common import (ensure_router, STATE_LABELS, attach_run, backbone_label, current_dataset, flash, fmt_duration, go_to,
                        guarded, headline_metrics, md_escape, model_choices, page_header, progress_summary,
                        select_run, show_flash, state_badge, workspace)
+
+ensure_router()  # a direct link to this page still gets the app frame
 
 POLL_S = 1.0
 START_TEXT = {"imagenet": "ImageNet pretrained", "run": "an earlier model", "file": "a weights file",

@@ -2,8 +2,10 @@
 
 import streamlit as st
 
-from ui.common import guarded, page_header
+from ui.common import ensure_router, guarded, page_header
 from ui.evaluate_views import choose_run, render_evaluate
+
+ensure_router()  # a direct link to this page still gets the app frame
 
 
 @guarded

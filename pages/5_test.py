@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-from ui.common import guarded, page_header
+from ui.common import ensure_router, guarded, page_header
 from ui.evaluate_views import choose_run
 from ui.predict_views import render_batch_test, render_single_test
+
+ensure_router()  # a direct link to this page still gets the app frame
 
 
 @guarded

@@ -2,8 +2,10 @@
 
 import streamlit as st
 
-from ui.common import guarded, page_header, workspace
+from ui.common import ensure_router, guarded, page_header, workspace
 from ui.runs_views import render_compare, render_run_actions, render_runs_table
+
+ensure_router()  # a direct link to this page still gets the app frame
 
 
 @guarded

@@ -175,15 +175,9 @@ def online() -> bool:
 
 def pretrained_cached(backbone: str) -> bool:
     """Whether ImageNet weights for ``backbone`` are already on this computer (usable offline)."""
-    try:
-        import timm
-        from huggingface_hub import try_to_load_from_cache
+    from core import weights_cached
 
-        cfg = timm.models.get_pretrained_cfg(backbone)
-        repo = getattr(cfg, "hf_hub_id", None)
-        return bool(repo) and isinstance(try_to_load_from_cache(repo, "model.safetensors"), str)
-    except Exception:  # unknown name or hub trouble: simply "not cached"
-        return False
+    return weights_cached(backbone)
 
 
 def backbone_label(name: str) -> str:
@@ -268,6 +262,30 @@ def md_escape(text: object) -> str:
 
 
 # --- layout pieces ---------------------------------------------------------------------------
+
+
+FRAMED_KEY = "_graft_framed"
+
+
+def ensure_router() -> None:
+    """Make sure the page runs inside app.py's frame.
+
+    Until app.py has run once in a server process, Streamlit treats ``pages/`` as a legacy
+    page folder, so a first request straight to ``/evaluate`` runs the page bare. Leave that
+    mode and, in a session app.py hasn't framed yet, rerun: app.py's ``st.navigation`` then
+    opens the same page in the frame. (A framed session never reruns here, so no click is lost.)
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        if FRAMED_KEY not in st.session_state:
+            st.rerun()
+
+
+def mark_framed() -> None:
+    """Called by app.py: this session has been drawn by the router."""
+    st.session_state[FRAMED_KEY] = True
 
 
 def page_header(title: str, subtitle: str = "") -> None:

@@ -269,6 +269,10 @@ def test_whole_flow_in_chromium(server: tuple[str, Path]) -> None:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(60_000)
+            # a bookmark straight to a page, as the very first request to a fresh server, gets the frame
+            page.goto(f"{url}/runs")
+            page.locator("h1", has_text="Runs").wait_for()
+            page.get_by_text("Workspace", exact=True).first.wait_for()
             page.goto(url)
             page.locator("h1", has_text="Data").wait_for()
             idle(page)
