@@ -1,0 +1,133 @@
+"""How big each section runs: ``full`` (the published numbers), ``quick`` (~2 min) and ``tiny`` (tests).
+
+The full profile is sized to finish in under 15 minutes on a quiet 2-core CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "Profile",
+           "PROFILES"]
+
+STRATEGIES: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive", "multi-task", "scratch")
+
+
+@dataclass(frozen=True)
+class SpeedCfg:
+    """1. Raw train/infer speed per backbone (random tensors, no Graft code in the loop)."""
+
+    backbones: tuple[str, ...] = ()  # empty: every backbone of core.backbones.CURATED
+    first: int | None = None  # only the first N of them
+    size: int = 224
+    batch: int = 32
+    warmup: int = 1
+    iters: int = 3
+    budget_s: float = 8.0  # per measurement; slow backbones stop after 2 timed steps
+
+
+@dataclass(frozen=True)
+class OverheadCfg:
+    """2. Graft's fine-tune loop against the raw model step."""
+
+    backbone: str = "resnet18"
+    size: int = 224
+    batch: int = 32
+    train_batches: int = 4  # full batches per Graft epoch (the CSV split fixes them exactly)
+    repeats: int = 3  # timed Graft epochs, and timed raw windows of train_batches steps; the best counts
+
+
+@dataclass(frozen=True)
+class FeaturesCfg:
+    """3. Cached embeddings + head against a naive loop that recomputes features every epoch."""
+
+    backbone: str = "resnet18"
+    size: int = 224
+    images: int = 200
+    naive_epochs: int = 10
+    naive_epochs_run: int = 10  # fewer are run in quick mode and scaled up (said so in the report)
+    batch: int = 32
+    head_epochs: int | None = None  # None: Graft's default for feature extraction
+
+
+@dataclass(frozen=True)
+class PredictCfg:
+    """4. Single-photo latency and batch throughput of a packaged model."""
+
+    backbone: str = "resnet18"
+    size: int = 224
+    photo: tuple[int, int] = (640, 480)  # width, height of the PIL photo handed to predict_one
+    warmup: int = 5
+    n: int = 100
+    batch_images: int = 128
+    batch: int = 32
+
+
+@dataclass(frozen=True)
+class TransferCfg:
+    """5. Pretrain on some surfaces, transfer to another with few photos, against scratch."""
+
+    backbone: str = "resnet10t"
+    size: int = 112
+    pretrain_surfaces: tuple[str, ...] = ("brushed_metal", "cast_metal", "textile")
+    pretrain_classes: tuple[str, ...] = ("ok", "scratch", "dent", "crack", "stain")
+    pretrain_per_class: int = 300
+    pretrain_epochs: int = 12
+    target_surface: str = "wood"
+    target_classes: tuple[str, ...] = ("ok", "scratch", "dent", "stain")
+    shots: tuple[int, ...] = (10, 30, 100)
+    epochs: int = 10  # every strategy that trains the trunk (scratch included) gets the same epochs
+    head_epochs: int | None = None  # feature extraction; None: Graft's default
+    pretrained: str | None = None  # an earlier pretraining run folder to reuse instead of pretraining here
+    test_per_class: int = 50
+    strategies: tuple[str, ...] = STRATEGIES
+
+
+@dataclass(frozen=True)
+class MemoryCfg:
+    """6. Decode cache at scale: time and memory, with a low RAM limit so it spills to a memmap."""
+
+    counts: tuple[int, ...] = (1000, 10000)
+    size: int = 224
+    source_size: int = 256
+    ram_limit_mb: int = 64
+    feeder_images: int = 2048  # one pass of training batches over this many photos
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    speed: SpeedCfg = field(default_factory=SpeedCfg)
+    overhead: OverheadCfg = field(default_factory=OverheadCfg)
+    features: FeaturesCfg = field(default_factory=FeaturesCfg)
+    predict: PredictCfg = field(default_factory=PredictCfg)
+    transfer: TransferCfg = field(default_factory=TransferCfg)
+    memory: MemoryCfg = field(default_factory=MemoryCfg)
+
+
+FULL = Profile("full")
+
+QUICK = Profile(
+    "quick",
+    speed=SpeedCfg(first=2, warmup=1, iters=2, budget_s=3.0),
+    overhead=OverheadCfg(train_batches=2, repeats=2),
+    features=FeaturesCfg(images=96, naive_epochs_run=2),
+    predict=PredictCfg(warmup=3, n=30, batch_images=64),
+    transfer=TransferCfg(size=64, pretrain_per_class=40, pretrain_epochs=3, shots=(10, 30), epochs=3,
+                         test_per_class=15),
+    memory=MemoryCfg(counts=(200, 1000), feeder_images=512),
+)
+
+TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meaningless
+    "tiny",
+    speed=SpeedCfg(backbones=("test_resnet",), size=32, batch=4, warmup=1, iters=1),
+    overhead=OverheadCfg(backbone="test_resnet", size=32, batch=4, train_batches=1, repeats=1),
+    features=FeaturesCfg(backbone="test_resnet", size=32, images=8, naive_epochs=2, naive_epochs_run=1, batch=4,
+                         head_epochs=2),
+    predict=PredictCfg(backbone="test_resnet", size=32, photo=(64, 48), warmup=1, n=3, batch_images=4, batch=4),
+    transfer=TransferCfg(backbone="test_resnet", size=32, pretrain_per_class=4, pretrain_epochs=1, shots=(3,),
+                         epochs=1, head_epochs=1, test_per_class=2, strategies=("feature-extraction", "scratch")),
+    memory=MemoryCfg(counts=(8,), size=32, source_size=48, ram_limit_mb=0, feeder_images=8),
+)
+
+PROFILES: dict[str, Profile] = {p.name: p for p in (FULL, QUICK, TINY)}

@@ -1,0 +1,44 @@
+"""Smoke test of the benchmark: every section runs at the tiniest size and the report has its parts.
+
+No timing is asserted: the numbers of the tiny profile mean nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import bench
+from bench.profiles import PROFILES
+
+
+def test_every_section_runs_and_the_report_is_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one torch thread: on a shared CPU, two threads wait on each other at every tiny op
+    monkeypatch.setattr("core.device.physical_cores", lambda: 1)
+    out = tmp_path / "docs" / "benchmarks.md"
+    sections, text = bench.run_all(PROFILES["tiny"], out, log=lambda _: None)
+
+    assert [s.key for s in sections] == list(bench.SECTIONS)
+    assert out.read_text(encoding="utf-8") == text
+    for heading in ("# Graft benchmarks", "## Machine", "## Goals", "native bf16"):
+        assert heading in text
+    for s in sections:
+        assert f"## {s.title}" in text
+        assert s.tables and all(t.rows for t in s.tables)
+        for link in s.plots:
+            assert (out.parent / link).is_file() and link in text
+        for g in s.goals:
+            assert g.verdict() in text
+
+    by_key = {s.key: s for s in sections}
+    assert set(by_key["speed"].data["results"]["test_resnet"]) == {"train_fp32", "train_bf16", "infer_fp32",
+                                                                   "infer_bf16"}
+    assert "'test_resnet': (" in by_key["speed"].code  # the literal to paste into CURATED
+    assert {g.name.split(" ")[0] for g in by_key["features"].goals} == {"Embeddings", "Head-only"}
+    assert by_key["features"].data["warm"]["cached"] is True  # the retrain reused the cached features
+    assert set(by_key["transfer"].data["accuracy"]) == {"feature-extraction", "scratch"}
+    assert len(by_key["transfer"].goals) == 1
+    memory = by_key["memory"].data["results"]
+    assert any(r["memmap"] for r in memory.values()) and any(not r["memmap"] for r in memory.values())
+    assert all(len(s.goals) >= 1 for k, s in by_key.items() if k != "speed")
