@@ -36,14 +36,19 @@ class BackboneInfo:
     infer_ips: float | None = None
 
 
-# Chosen for CPU users: small, fast, and strong when transferred. Speeds are filled from bench.
+# Chosen for CPU users: small, fast, and strong when transferred. Speeds (images/s, 224 px, bf16,
+# batch 32) were measured on the reference 2-core CPU by `python -m bench` (docs/benchmarks.md).
 CURATED: tuple[BackboneInfo, ...] = (
-    BackboneInfo("resnet18.a1_in1k", "ResNet-18", "Reliable all-rounder; the safe default.", 11.2, 71.5),
-    BackboneInfo("mobilenetv3_large_100.ra_in1k", "MobileNet-V3", "Fastest; built for phones and laptops.", 4.2, 75.8),
-    BackboneInfo("efficientnet_b0.ra_in1k", "EfficientNet-B0", "More accurate, a little slower to train.", 4.0, 77.7),
-    BackboneInfo("convnext_atto.d2_in1k", "ConvNeXt-Atto", "Modern design in a tiny size.", 3.4, 77.0),
-    BackboneInfo("vit_tiny_patch16_224.augreg_in21k_ft_in1k", "ViT-Tiny", "Vision transformer; looks at the whole image.", 5.5, 75.5),
-    BackboneInfo("resnet50.a1_in1k", "ResNet-50", "Most accurate here; slowest on a laptop.", 23.5, 81.2),
+    BackboneInfo("resnet18.a1_in1k", "ResNet-18", "Reliable all-rounder; the safe default.", 11.2, 71.5, 31.7, 78.0),
+    BackboneInfo("mobilenetv3_large_100.ra_in1k", "MobileNet-V3", "Fastest to predict; built for phones and laptops.",
+                 4.2, 75.8, 17.2, 264.5),
+    BackboneInfo("efficientnet_b0.ra_in1k", "EfficientNet-B0", "More accurate, a little slower to train.", 4.0, 77.7,
+                 20.2, 145.7),
+    BackboneInfo("convnext_atto.d2_in1k", "ConvNeXt-Atto", "Modern design in a tiny size; quickest to train.", 3.4, 77.0,
+                 44.0, 178.0),
+    BackboneInfo("vit_tiny_patch16_224.augreg_in21k_ft_in1k", "ViT-Tiny", "Vision transformer; looks at the whole image.",
+                 5.5, 75.5, 28.3, 93.7),
+    BackboneInfo("resnet50.a1_in1k", "ResNet-50", "Most accurate here; slowest on a laptop.", 23.5, 81.2, 12.0, 43.3),
 )
 DEFAULT_BACKBONE = CURATED[0].name
 

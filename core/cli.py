@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Callable
 
 from .errors import GraftError
@@ -159,8 +158,9 @@ def cmd_backbones(args: argparse.Namespace) -> int:
 
     for b in list_backbones():
         top1 = f"{b.top1:.1f}%" if b.top1 else "n/a"
-        speed = f"{b.train_ips:.0f} img/s" if b.train_ips else ""
-        print(f"{b.name:45s} {b.params_m:5.1f}M params  top-1 {top1:6s} {speed}  {b.blurb}")
+        speed = f"train {b.train_ips:3.0f} / predict {b.infer_ips:3.0f} img/s" if b.train_ips and b.infer_ips else ""
+        print(f"{b.name:43s} {b.params_m:5.1f}M params  top-1 {top1:6s} {speed}  {b.blurb}")
+    print("Speeds: 224 px, bf16, on a 2-core CPU (docs/benchmarks.md). Any other timm model name works too.")
     return 0
 
 

@@ -1,6 +1,5 @@
 """Evaluate: how good is the model, in factory words; the threshold; mistakes; what to try next."""
 
-import streamlit as st
 
 from ui.common import ensure_router, guarded, page_header
 from ui.evaluate_views import choose_run, render_evaluate

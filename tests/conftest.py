@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,22 @@ def make_dataset(root: Path, counts: dict[str, int], size: int = 48, seed: int =
         for i in range(n):
             draw_easy(label, size, rng).save(root / label / f"{label}_{i:03d}.{fmt}")
     return root
+
+
+def png_bytes(label: str = "scratch", size: int = 40, seed: int = 0) -> bytes:
+    """One easy photo as PNG bytes, as an upload would arrive."""
+    buf = io.BytesIO()
+    draw_easy(label, size, np.random.default_rng(seed)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip archive in memory from {member name: bytes}."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from core.config import Strategy
@@ -19,21 +16,7 @@ from core.errors import GraftError
 from core.jsonio import write_json_atomic
 from core.workspace import (Workspace, class_name, dataset_name, default_good_class, recommend_strategy,
                             safe_filename)
-from tests.conftest import ROOT, draw_easy
-
-
-def png(label: str = "scratch", size: int = 40, seed: int = 0) -> bytes:
-    buf = io.BytesIO()
-    draw_easy(label, size, np.random.default_rng(seed)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def make_zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+from tests.conftest import ROOT, png_bytes, zip_bytes
 
 
 @pytest.fixture
@@ -123,10 +106,10 @@ def test_add_sample_copies_the_bundled_photos_once(ws: Workspace) -> None:
 
 
 def test_import_zip_unwraps_a_top_folder_and_skips_unsafe_members(ws: Workspace) -> None:
-    members = {f"parts/{c}/{c}_{i}.png": png(c, seed=i) for c in ("ok", "dent") for i in range(3)}
-    members["../escape.png"] = png()
+    members = {f"parts/{c}/{c}_{i}.png": png_bytes(c, seed=i) for c in ("ok", "dent") for i in range(3)}
+    members["../escape.png"] = png_bytes()
     members["parts/notes.txt"] = b"hello"
-    info = ws.import_zip(make_zip(members), "Line 3")
+    info = ws.import_zip(zip_bytes(members), "Line 3")
     assert info.name == "line-3" and info.counts == {"dent": 3, "ok": 3} and info.good_class == "ok"
     assert any("outside the folder" in n for n in info.notes)
     assert not (ws.root / "escape.png").exists() and not (ws.datasets_dir / "escape.png").exists()
@@ -136,7 +119,7 @@ def test_import_zip_unwraps_a_top_folder_and_skips_unsafe_members(ws: Workspace)
 
 def test_import_zip_from_a_path(ws: Workspace, tmp_path: Path) -> None:
     path = tmp_path / "d.zip"
-    path.write_bytes(make_zip({"ok/a.png": png("ok"), "dent/b.png": png("dent")}))
+    path.write_bytes(zip_bytes({"ok/a.png": png_bytes("ok"), "dent/b.png": png_bytes("dent")}))
     assert ws.import_zip(path, "d").total == 2
 
 
@@ -144,19 +127,19 @@ def test_a_refused_zip_leaves_nothing(ws: Workspace) -> None:
     with pytest.raises(GraftError, match="not a zip"):
         ws.import_zip(b"this is not a zip", "bad")
     with pytest.raises(GraftError, match="no images"):
-        ws.import_zip(make_zip({"readme.txt": b"x"}), "empty")
+        ws.import_zip(zip_bytes({"readme.txt": b"x"}), "empty")
     assert ws.list_datasets() == [] and leftovers(ws) == []
 
 
 def test_a_zip_with_a_labels_csv_becomes_a_csv_dataset(ws: Workspace) -> None:
     rows = "image,label,surface\nimgs/a.png,ok,metal\nimgs/b.png,dent,wood\nimgs/c.png,dent,metal\n"
-    info = ws.import_zip(make_zip({"labels.csv": rows.encode(), "imgs/a.png": png("ok"), "imgs/b.png": png("dent"),
-                                   "imgs/c.png": png("dent", seed=2)}), "tab")
+    info = ws.import_zip(zip_bytes({"labels.csv": rows.encode(), "imgs/a.png": png_bytes("ok"), "imgs/b.png": png_bytes("dent"),
+                                   "imgs/c.png": png_bytes("dent", seed=2)}), "tab")
     assert info.source == "csv" and info.path.name == "labels.csv" and info.counts == {"dent": 2, "ok": 1}
 
 
 def test_a_stray_csv_next_to_class_folders_is_just_a_file(ws: Workspace) -> None:
-    info = ws.import_zip(make_zip({"ok/a.png": png("ok"), "dent/b.png": png("dent"),
+    info = ws.import_zip(zip_bytes({"ok/a.png": png_bytes("ok"), "dent/b.png": png_bytes("dent"),
                                    "notes.csv": b"part,comment\n1,fine\n"}), "mixed")
     assert info.source == "zip" and info.counts == {"dent": 1, "ok": 1}
 
@@ -164,12 +147,12 @@ def test_a_stray_csv_next_to_class_folders_is_just_a_file(ws: Workspace) -> None
 def test_import_zip_refuses_an_existing_name(ws: Workspace) -> None:
     ws.add_sample()
     with pytest.raises(GraftError, match="already exists"):
-        ws.import_zip(make_zip({"ok/a.png": png()}), "sample")
+        ws.import_zip(zip_bytes({"ok/a.png": png_bytes()}), "sample")
 
 
 def test_create_from_uploads_writes_class_folders_with_safe_names(ws: Workspace) -> None:
-    files = {"ok": [("../../a.png", png("ok")), ("a.png", png("ok", seed=1)), ("notes.txt", b"x")],
-             "Kratzer groß": [("C:\\cam\\k1.png", png())]}
+    files = {"ok": [("../../a.png", png_bytes("ok")), ("a.png", png_bytes("ok", seed=1)), ("notes.txt", b"x")],
+             "Kratzer groß": [("C:\\cam\\k1.png", png_bytes())]}
     info = ws.create_from_uploads("Manual", files)
     root = ws.datasets_dir / "manual"
     assert info.counts == {"Kratzer groß": 1, "ok": 2} and info.good_class == "ok"
@@ -181,21 +164,21 @@ def test_create_from_uploads_writes_class_folders_with_safe_names(ws: Workspace)
 
 def test_create_from_uploads_with_an_unsafe_class_leaves_nothing(ws: Workspace) -> None:
     with pytest.raises(GraftError):
-        ws.create_from_uploads("x", {"ok": [("a.png", png())], "../evil": [("b.png", png())]})
+        ws.create_from_uploads("x", {"ok": [("a.png", png_bytes())], "../evil": [("b.png", png_bytes())]})
     with pytest.raises(GraftError, match="No photos"):
         ws.create_from_uploads("y", {"ok": [("a.txt", b"text")]})
     assert ws.list_datasets() == [] and leftovers(ws) == [] and not (ws.root / "evil").exists()
 
 
 def test_add_photos_to_a_class(ws: Workspace) -> None:
-    ws.create_from_uploads("m", {"ok": [("a.png", png("ok"))], "dent": [("b.png", png("dent"))]})
-    info = ws.add_photos("m", "dent", [("c.png", png("dent", seed=3))])
+    ws.create_from_uploads("m", {"ok": [("a.png", png_bytes("ok"))], "dent": [("b.png", png_bytes("dent"))]})
+    info = ws.add_photos("m", "dent", [("c.png", png_bytes("dent", seed=3))])
     assert info.counts == {"dent": 2, "ok": 1}
 
 
 def test_import_csv_matches_photos_by_file_name(ws: Workspace) -> None:
     table = "Image,Label,split\nphotos/a.png,ok,\nb.png,dent,test\nmissing.png,dent,\nc.png,dent,\n".encode()
-    images = [("a.png", png("ok")), ("b.png", png("dent")), ("c.png", png("dent", seed=4)), ("x.exe", b"MZ")]
+    images = [("a.png", png_bytes("ok")), ("b.png", png_bytes("dent")), ("c.png", png_bytes("dent", seed=4)), ("x.exe", b"MZ")]
     info = ws.import_csv(table, images, "From CSV")
     assert info.source == "csv" and info.counts == {"dent": 2, "ok": 1}
     assert any("1 row(s)" in n for n in info.notes)
@@ -207,7 +190,7 @@ def test_import_csv_matches_photos_by_file_name(ws: Workspace) -> None:
                                             (b"image,label\nnope.png,ok\n", "None of the CSV")])
 def test_import_csv_refusals_are_plain(ws: Workspace, table: bytes, message: str) -> None:
     with pytest.raises(GraftError, match=message):
-        ws.import_csv(table, [("a.png", png())], "t")
+        ws.import_csv(table, [("a.png", png_bytes())], "t")
     assert ws.list_datasets() == [] and leftovers(ws) == []
 
 
@@ -216,7 +199,7 @@ def test_import_csv_refusals_are_plain(ws: Workspace, table: bytes, message: str
 
 def test_rename_and_delete(ws: Workspace) -> None:
     ws.add_sample()
-    ws.create_from_uploads("other", {"ok": [("a.png", png())]})
+    ws.create_from_uploads("other", {"ok": [("a.png", png_bytes())]})
     with pytest.raises(GraftError, match="already exists"):
         ws.rename_dataset("sample", "other")
     assert ws.rename_dataset("sample", "Defects 2024").name == "defects-2024"
@@ -289,8 +272,8 @@ def test_the_check_is_cached_until_the_files_change(ws: Workspace, monkeypatch: 
 
 
 def test_thumbnails_are_small_and_cached(ws: Workspace) -> None:
-    ws.create_from_uploads("t", {"ok": [(f"{i}.png", png("ok", 300, i)) for i in range(5)] + [("bad.png", b"x")],
-                                 "dent": [("d.png", png("dent", 300))]})
+    ws.create_from_uploads("t", {"ok": [(f"{i}.png", png_bytes("ok", 300, i)) for i in range(5)] + [("bad.png", b"x")],
+                                 "dent": [("d.png", png_bytes("dent", 300))]})
     thumbs = ws.thumbnails("t", per_class=3)
     assert {k: len(v) for k, v in thumbs.items()} == {"dent": 1, "ok": 3}
     from PIL import Image

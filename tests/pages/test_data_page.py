@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.workspace import Workspace
-from tests.conftest import ROOT, draw_easy
+from tests.conftest import ROOT, png_bytes, zip_bytes
 
 PAGE = str(ROOT / "pages" / "1_data.py")
 
 
 def png(label: str = "scratch", seed: int = 0, size: int = 40) -> bytes:
-    buf = io.BytesIO()
-    draw_easy(label, size, np.random.default_rng(seed)).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def zip_of(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
+    return png_bytes(label, size, seed)
 
 
 @pytest.fixture
@@ -93,7 +80,7 @@ def test_mark_the_good_class(ws: Workspace) -> None:
 def test_upload_a_zip_of_class_folders(ws: Workspace) -> None:
     members = {f"parts/{c}/{c}{i}.png": png(c, i) for c in ("ok", "scratch") for i in range(12)}
     at = page("Zip of class folders")
-    at.file_uploader(key="data_zip").set_value(("Line 3 parts.zip", zip_of(members), "application/zip")).run()
+    at.file_uploader(key="data_zip").set_value(("Line 3 parts.zip", zip_bytes(members), "application/zip")).run()
     name_box = [t for t in at.text_input if t.label == "Dataset name"][0]
     assert name_box.value == "line-3-parts"
     at.button(key="data_zip_go").click().run()

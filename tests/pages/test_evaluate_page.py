@@ -10,21 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from core import insights
 from tests.conftest import ROOT
-from tests.pages.tiny_run import copy_workspace, trained_workspace
 
 PAGE = str(ROOT / "pages" / "4_evaluate.py")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return trained_workspace(tmp_path_factory)
-
-
-@pytest.fixture
-def ws(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = copy_workspace(template, tmp_path / "ws")
-    monkeypatch.setenv("GRAFT_WORKSPACE", str(ws))
-    return ws
 
 
 def run_page(ws: Path, current: bool = True) -> AppTest:

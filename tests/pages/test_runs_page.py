@@ -12,21 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from tests.pages.tiny_run import copy_workspace, trained_workspace
 
 PAGE = str(ROOT / "pages" / "6_runs.py")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return trained_workspace(tmp_path_factory)
-
-
-@pytest.fixture
-def ws(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = copy_workspace(template, tmp_path / "ws")
-    monkeypatch.setenv("GRAFT_WORKSPACE", str(ws))
-    return ws
 
 
 def fake_run(ws: Path, name: str, state: str, pid: int, heartbeat: float, message: str = "") -> Path:

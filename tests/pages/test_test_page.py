@@ -11,25 +11,12 @@ import json
 import zipfile
 from pathlib import Path
 
-import pytest
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
-from tests.pages.tiny_run import CLASSES, copy_workspace, trained_workspace
+from tests.pages.tiny_run import CLASSES
 
 PAGE = str(ROOT / "pages" / "5_test.py")
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return trained_workspace(tmp_path_factory)
-
-
-@pytest.fixture
-def ws(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    ws = copy_workspace(template, tmp_path / "ws")
-    monkeypatch.setenv("GRAFT_WORKSPACE", str(ws))
-    return ws
 
 
 def page(ws: Path, **state) -> AppTest:
