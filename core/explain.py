@@ -81,9 +81,10 @@ class _ClassScores(nn.Module):
         self.probs = probs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.probs.single:
-            return self.probs.logits(x)["label"].float()
-        return torch.log(self.probs(x).clamp_min(1e-12))
+        logits = self.probs.logits(x)
+        if "label" in logits:  # one task: its raw logits (a softmax would flatten confident maps)
+            return logits["label"].float()
+        return torch.log(self.probs.combine(logits).clamp_min(1e-12))
 
 
 @dataclass

@@ -29,7 +29,7 @@ from .images import UnreadableImage, content_hash, load_resized
 from .package import SPEC_FILE, WEIGHTS_FILE, ModelSpec, load_package, resolve_model_dir
 from .predict import Predictor
 from .strategies import GraftModel, Task
-from .tasks import DEFECT_TASK, TYPE_TASK
+from .tasks import combine_probs
 
 __all__ = ["ExportResult", "ProbabilityModel", "export_onnx", "bundle_zip", "onnx_metadata", "read_onnx_metadata",
            "readme", "test_images", "SNIPPET", "ONNX_FILE", "BUNDLE_FILE", "PARITY_TOLERANCE"]
@@ -69,44 +69,20 @@ class ExportResult:
 class ProbabilityModel(nn.Module):
     """A GraftModel as one function: normalised images -> label-level probabilities (N, classes).
 
-    Mirrors :func:`core.tasks.label_probs`: one ``label`` task is a softmax; ok-vs-defect plus defect
-    type gives P(class) = P(defect) * P(type = class | defect). The combination is unrolled at build
-    time from the task list, so the exported graph has no data-dependent control flow.
+    The task outputs are combined by :func:`core.tasks.combine_probs`, the same code the app uses.
     """
 
     def __init__(self, model: GraftModel, tasks: list[Task], classes: list[str]) -> None:
         super().__init__()
-        self.model = model
-        names = [t.name for t in tasks]
-        self.single = "label" in names
-        self.n_classes = len(classes)
-        self.good = self.other = -1
-        self.type_columns: list[int] = []
-        if not self.single:
-            good = tasks[names.index(DEFECT_TASK)].good_class
-            self.good = classes.index(good)
-            if TYPE_TASK in names:
-                self.type_columns = [classes.index(c) for c in tasks[names.index(TYPE_TASK)].classes]
-            else:  # a single defect class
-                self.other = next(k for k, c in enumerate(classes) if c != good)
+        self.model, self.tasks, self.classes = model, tasks, classes
 
     def logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(x)
 
     def combine(self, logits: dict[str, torch.Tensor]) -> torch.Tensor:
         """Task logits -> label-level probabilities."""
-        if self.single:
-            return torch.softmax(logits["label"].float(), 1)
-        defect = torch.softmax(logits[DEFECT_TASK].float(), 1)
-        columns: list[torch.Tensor | None] = [None] * self.n_classes
-        columns[self.good] = defect[:, 0]
-        if self.type_columns:
-            kind = torch.softmax(logits[TYPE_TASK].float(), 1)
-            for k, column in enumerate(self.type_columns):
-                columns[column] = defect[:, 1] * kind[:, k]
-        else:
-            columns[self.other] = defect[:, 1]
-        return torch.stack(columns, 1)
+        probs = {name: torch.softmax(v.float(), 1) for name, v in logits.items()}
+        return combine_probs(probs, self.tasks, self.classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.combine(self.logits(x))

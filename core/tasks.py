@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .config import RunConfig, Strategy
 from .datasets import Dataset
 from .errors import GraftError
 from .strategies import Task
 
-__all__ = ["build_tasks", "build_targets", "label_probs", "DEFECT_TASK", "TYPE_TASK", "DEFECT"]
+__all__ = ["build_tasks", "build_targets", "label_probs", "combine_probs", "DEFECT_TASK", "TYPE_TASK", "DEFECT"]
 
 DEFECT_TASK, TYPE_TASK, DEFECT = "defect", "defect_type", "defect"
 
@@ -57,22 +58,28 @@ def _value(labels: dict[str, str], task: Task) -> str:
     return labels.get(task.name, "")
 
 
-def label_probs(task_probs: dict[str, np.ndarray], tasks: list[Task], classes: list[str]) -> np.ndarray:
+def combine_probs(task_probs: dict[str, torch.Tensor], tasks: list[Task], classes: list[str]) -> torch.Tensor:
     """Probability of each dataset class per photo, however the tasks split the question.
 
-    With ok-vs-defect plus defect type, P(class) = P(defect) * P(type = class | defect).
+    With ok-vs-defect plus defect type, P(class) = P(defect) * P(type = class | defect). Pure
+    tensor code with control flow fixed by the task list, so the ONNX export can trace it.
     """
     names = [t.name for t in tasks]
     if "label" in names:
         return task_probs["label"]
     defect = task_probs[DEFECT_TASK]
     good = tasks[names.index(DEFECT_TASK)].good_class
-    out = np.zeros((len(defect), len(classes)), dtype=np.float64)
-    out[:, classes.index(good)] = defect[:, 0]
+    columns: list[torch.Tensor] = [torch.zeros_like(defect[:, 0])] * len(classes)
+    columns[classes.index(good)] = defect[:, 0]
     if TYPE_TASK in names:
         for k, c in enumerate(tasks[names.index(TYPE_TASK)].classes):
-            out[:, classes.index(c)] = defect[:, 1] * task_probs[TYPE_TASK][:, k]
+            columns[classes.index(c)] = defect[:, 1] * task_probs[TYPE_TASK][:, k]
     else:  # a single defect class
-        other = next(c for c in classes if c != good)
-        out[:, classes.index(other)] = defect[:, 1]
-    return out
+        columns[next(k for k, c in enumerate(classes) if c != good)] = defect[:, 1]
+    return torch.stack(columns, 1)
+
+
+def label_probs(task_probs: dict[str, np.ndarray], tasks: list[Task], classes: list[str]) -> np.ndarray:
+    """:func:`combine_probs` for numpy arrays of task probabilities."""
+    tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in task_probs.items()}
+    return combine_probs(tensors, tasks, classes).numpy()
