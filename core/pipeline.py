@@ -19,7 +19,7 @@ from .config import RunConfig, Strategy
 from .datasets import Dataset, load_dataset
 from .device import Runtime, select_runtime
 from .errors import GraftError
-from .evaluate import choose_threshold, score
+from .evaluate import choose_threshold, decide, score
 from .features import extract_features
 from .feeders import FeatureFeeder, ImageFeeder
 from .imagecache import decoded_images
@@ -225,11 +225,12 @@ def _finish(config: RunConfig, run: RunFolder, model: GraftModel, trainer: Train
     val_p = label_probs(trainer.predict_split("val"), prep.tasks, classes)
     threshold = choose_threshold(y[prep.splits["val"]], val_p, classes, good) if good else 0.5
     split = "test" if prep.splits["test"] else "val"
-    probs = label_probs(trainer.predict_split(split), prep.tasks, classes)
+    task_probs = trainer.predict_split(split)
+    probs = label_probs(task_probs, prep.tasks, classes)
     metrics = score(y[prep.splits[split]], probs, classes, good, threshold)
     metrics.update(evaluated_on=split, best_epoch=fit.best_epoch if fit else None,
                    epochs_run=len(fit.history) if fit else None, stopped_early=fit.stopped if fit else "",
-                   splits={k: len(v) for k, v in prep.splits.items()}, tasks=_task_metrics(trainer, prep, split))
+                   splits={k: len(v) for k, v in prep.splits.items()}, tasks=_task_metrics(task_probs, prep, split))
     write_json_atomic(run.metrics_file, metrics)
     _write_predictions(run.predictions_file, prep, split, probs, classes, good, threshold)
     spec = ModelSpec(backbone=backbone, tasks=prep.tasks, classes=classes, image_size=image_size, mean=dcfg["mean"],
@@ -240,10 +241,9 @@ def _finish(config: RunConfig, run: RunFolder, model: GraftModel, trainer: Train
     return _summary(metrics)
 
 
-def _task_metrics(trainer: Trainer, prep: Prepared, split: str) -> dict[str, dict]:
+def _task_metrics(probs: dict[str, np.ndarray], prep: Prepared, split: str) -> dict[str, dict]:
     if len(prep.tasks) < 2:
         return {}
-    probs = trainer.predict_split(split)
     out = {}
     for task in prep.tasks:
         y = prep.targets[task.name][prep.splits[split]]
@@ -254,8 +254,6 @@ def _task_metrics(trainer: Trainer, prep: Prepared, split: str) -> dict[str, dic
 
 def _write_predictions(path: Path, prep: Prepared, split: str, probs: np.ndarray, classes: list[str],
                        good: str | None, threshold: float) -> None:
-    from .evaluate import decide
-
     pred = decide(probs, classes, good, threshold)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
