@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -14,7 +15,7 @@ from typing import Any
 
 from .config import RunConfig
 from .errors import GraftError
-from .jsonio import append_jsonl, read_json, read_jsonl, write_json_atomic
+from .jsonio import append_jsonl, read_json, write_json_atomic
 
 __all__ = ["RunFolder", "new_run_dir", "launch_run", "read_status", "list_runs", "request_stop",
            "ACTIVE_STATES", "FINAL_STATES", "STALE_AFTER_S", "slugify"]
@@ -94,13 +95,60 @@ class RunFolder:
         append_jsonl(self.events_file, {"event": event, "time": time.time(), **data})
 
     def events(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.events_file)
+        return _EVENTS.read(self.events_file)
 
     def status(self) -> dict[str, Any]:
         return read_status(self.path)
 
     def stop_requested(self) -> bool:
         return self.stop_file.exists()
+
+
+class _EventLogCache:
+    """Readers poll a growing events.jsonl every second: parse only the lines added since last time.
+
+    The log is append-only; a file that shrank or was replaced is read again from the start.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[Path, tuple[int, int, list[dict[str, Any]]]] = {}  # path -> (inode, offset, records)
+
+    def read(self, path: Path) -> list[dict[str, Any]]:
+        try:
+            stat = path.stat()
+        except OSError:
+            return []
+        with self._lock:
+            inode, offset, records = self._seen.get(path, (stat.st_ino, 0, []))
+            if inode != stat.st_ino or stat.st_size < offset:
+                offset, records = 0, []
+            if stat.st_size > offset:
+                offset, records = self._extend(path, offset, list(records))
+            self._seen[path] = (stat.st_ino, offset, records)
+            return list(records)
+
+    @staticmethod
+    def _extend(path: Path, offset: int, records: list[dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]  # a torn last line waits for the next read
+        records.extend(_parse_lines(complete))
+        return offset + len(complete), records
+
+
+def _parse_lines(data: bytes) -> list[dict[str, Any]]:
+    out = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+_EVENTS = _EventLogCache()  # a cache built for this purpose, shared by every reader in the process
 
 
 class Heartbeat:

@@ -114,3 +114,20 @@ def test_dead_process_reads_as_interrupted(tmp_path: Path) -> None:
     assert read_status(tmp_path)["state"] == "interrupted"
     (tmp_path / "status.json").write_text(json.dumps({"state": "running", "pid": os.getpid(), "heartbeat": time.time()}))
     assert read_status(tmp_path)["state"] == "running"
+
+
+def test_event_log_is_read_incrementally_and_never_torn(tmp_path: Path) -> None:
+    from core.runs import RunFolder
+
+    run = RunFolder(tmp_path)
+    assert run.events() == []
+    run.emit("epoch", epoch=1)
+    with open(run.events_file, "a") as fh:
+        fh.write('{"event": "epoch", "epoch": 2')  # the writer is mid-line
+    assert [e.get("epoch") for e in run.events()] == [1]
+    with open(run.events_file, "a") as fh:
+        fh.write("}\n")
+    assert [e.get("epoch") for e in run.events()] == [1, 2]
+    run.events_file.unlink()  # a restarted run writes a new log
+    run.emit("run_start")
+    assert [e["event"] for e in RunFolder(tmp_path).events()] == ["run_start"]
