@@ -13,7 +13,7 @@ from core.backbones import data_config
 from core.device import Runtime, select_runtime
 from core.package import ModelSpec, save_package
 from core.predict import Predictor
-from core.strategies import Task
+from core.model import Task
 
 from .common import Context, Goal, Section, Table, fmt, median, percentile, time_calls
 from .profiles import PredictCfg

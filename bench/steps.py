@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from core.backbones import build
 from core.device import Runtime, select_runtime
-from core.strategies import GraftModel, Task
+from core.model import GraftModel, Task
 
 __all__ = ["runtime_for", "make_model", "random_batch", "train_step", "infer_step"]
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from core.config import STRATEGY_DEFAULTS, Strategy
-from core.evaluation import evaluate_model
+from core.evaluate import evaluate_model
 from core.jsonio import read_json
 from core.package import resolve_model_dir
 

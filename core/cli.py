@@ -141,7 +141,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_model
+    from .evaluate import evaluate_model
 
     metrics = evaluate_model(args.model, args.data)
     if args.json:

@@ -1,87 +1,41 @@
-"""Metrics in business words: catch rate (recall on defects) and false alarms, plus the usual ones."""
+"""Score a packaged model on a labelled dataset (any dataset with the model's classes)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support,
-                             roc_auc_score, roc_curve)
 
-__all__ = ["decide", "choose_threshold", "score", "defect_scores"]
+from .check import check_dataset
+from .datasets import load_dataset
+from .errors import GraftError
+from .metrics import score
+from .predict import Predictor
 
-
-def defect_scores(probs: np.ndarray, classes: list[str], good_class: str) -> np.ndarray:
-    """How likely each photo shows a defect: 1 - P(good)."""
-    return 1.0 - probs[:, classes.index(good_class)]
-
-
-def decide(probs: np.ndarray, classes: list[str], good_class: str | None = None,
-           threshold: float = 0.5) -> np.ndarray:
-    """Predicted class index per photo. With a good class, a part is flagged when its defect
-    score reaches the threshold, and then gets its most likely defect type."""
-    pred = probs.argmax(1)
-    if good_class is None or len(classes) < 2:
-        return pred
-    g = classes.index(good_class)
-    masked = probs.copy()
-    masked[:, g] = -1.0
-    flagged = defect_scores(probs, classes, good_class) >= threshold
-    return np.where(flagged, masked.argmax(1), g)
+__all__ = ["evaluate_model"]
 
 
-def choose_threshold(y: np.ndarray, probs: np.ndarray, classes: list[str], good_class: str) -> float:
-    """The threshold that best separates ok from defect on validation (Youden's J), else 0.5.
-
-    Every threshold in the gap between two neighbouring scores decides the same, so take the
-    middle of the best gap: a part scored just below the lowest validation defect is still caught.
-    """
-    is_defect = y != classes.index(good_class)
-    if is_defect.all() or not is_defect.any():
-        return 0.5
-    fpr, tpr, thr = roc_curve(is_defect, defect_scores(probs, classes, good_class), drop_intermediate=False)
-    thr = np.clip(thr, 0.0, 1.0)  # the first threshold is +inf ("flag nothing")
-    j = tpr - fpr
-    best = np.flatnonzero(j == j.max())
-    lower = np.append(thr[1:], 0.0)  # the next lower score: the bottom of each gap
-    candidates = (thr[best] + lower[best]) / 2
-    # among equally good gaps take the one nearest 0.5 (the least surprising)
-    return float(candidates[np.argmin(np.abs(candidates - 0.5))])
-
-
-def score(y: np.ndarray, probs: np.ndarray, classes: list[str], good_class: str | None = None,
-          threshold: float = 0.5) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class precision/recall/F1, the confusion matrix, and defect numbers."""
-    labels = list(range(len(classes)))
-    pred = decide(probs, classes, good_class, threshold)
-    p, r, f, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
-    out: dict[str, Any] = {
-        "n": int(len(y)),
-        "accuracy": float(accuracy_score(y, pred)) if len(y) else 0.0,
-        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)) if len(y) else 0.0,
-        "per_class": {c: {"precision": float(p[k]), "recall": float(r[k]), "f1": float(f[k]), "support": int(support[k])}
-                      for k, c in enumerate(classes)},
-        "confusion": confusion_matrix(y, pred, labels=labels).tolist() if len(y) else [],
-        "classes": classes,
-        "predicted_classes": sorted({classes[k] for k in pred}),
-    }
-    if good_class is not None:
-        out.update(_defect_metrics(y, probs, pred, classes, good_class, threshold))
-    return out
+def evaluate_model(model_path: str | Path, data: str | Path, predictor: Predictor | None = None) -> dict[str, Any]:
+    """Accuracy, per-class numbers and defect numbers of a model on every readable photo of ``data``."""
+    predictor = predictor or Predictor.load(model_path)
+    ds = load_dataset(data)
+    report = check_dataset(ds)
+    classes = predictor.classes
+    unknown = sorted(set(ds.classes) - set(classes))
+    if unknown:
+        raise GraftError(f"The dataset has classes the model doesn't know: {', '.join(unknown)}.",
+                         hint=f"The model knows: {', '.join(classes)}.")
+    samples = [s for s in ds.samples if s.rel in report.hashes]
+    if not samples:
+        raise GraftError("The dataset has no readable photos.")
+    probs = np.concatenate([predictor.probs_from_arrays(np.stack([predictor.preprocess(s.path) for s in chunk]))[0]
+                            for chunk in _chunks(samples, 32)])
+    y = np.array([classes.index(s.label) for s in samples])
+    metrics = score(y, probs, classes, predictor.spec.good_class, predictor.spec.threshold)
+    metrics["unreadable"] = report.unreadable
+    return metrics
 
 
-def _defect_metrics(y: np.ndarray, probs: np.ndarray, pred: np.ndarray, classes: list[str],
-                    good_class: str, threshold: float) -> dict[str, Any]:
-    g = classes.index(good_class)
-    is_defect, flagged = y != g, pred != g
-    scores = defect_scores(probs, classes, good_class)
-    both = is_defect.any() and (~is_defect).any()
-    return {
-        "good_class": good_class,
-        "threshold": float(threshold),
-        "catch_rate": float(flagged[is_defect].mean()) if is_defect.any() else None,
-        "false_alarm_rate": float(flagged[~is_defect].mean()) if (~is_defect).any() else None,
-        "defects": int(is_defect.sum()), "defects_caught": int((flagged & is_defect).sum()),
-        "good_parts": int((~is_defect).sum()), "false_alarms": int((flagged & ~is_defect).sum()),
-        "roc_auc": float(roc_auc_score(is_defect, scores)) if both else None,
-    }
+def _chunks(items: list, n: int) -> list[list]:
+    return [items[i:i + n] for i in range(0, len(items), n)]

@@ -32,7 +32,7 @@ from torch import nn
 
 from .augment import to_model_input
 from .errors import GraftError
-from .evaluate import decide
+from .metrics import decide
 from .export import ProbabilityModel
 from .images import load_resized
 from .predict import Predictor

@@ -28,7 +28,7 @@ from .jsonio import read_json
 from .images import UnreadableImage, content_hash, load_resized
 from .package import SPEC_FILE, WEIGHTS_FILE, ModelSpec, load_package, resolve_model_dir
 from .predict import Predictor
-from .strategies import GraftModel, Task
+from .model import GraftModel, Task
 from .tasks import combine_probs
 
 __all__ = ["ExportResult", "ProbabilityModel", "export_onnx", "bundle_zip", "onnx_metadata", "read_onnx_metadata",

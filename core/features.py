@@ -13,7 +13,7 @@ from .augment import to_model_input
 from .datasets import cache_root
 from .device import Runtime
 from .parallel import ProgressFn
-from .strategies import feature_width
+from .model import feature_width
 
 __all__ = ["extract_features", "weights_fingerprint"]
 

@@ -9,7 +9,7 @@ import torch
 
 from .augment import augment, to_model_input
 from .device import Runtime
-from .strategies import GraftModel
+from .model import GraftModel
 
 __all__ = ["ImageFeeder", "FeatureFeeder", "Targets"]
 

@@ -14,10 +14,11 @@ from . import __version__
 from .backbones import build, check_name
 from .errors import GraftError
 from .jsonio import read_json, write_json_atomic
-from .strategies import GraftModel, Task
+from .model import GraftModel, Task
 from .weights import load_state_dict_file
 
-__all__ = ["ModelSpec", "save_package", "load_package", "resolve_model_dir", "trunk_from_run", "WEIGHTS_FILE", "SPEC_FILE"]
+__all__ = ["ModelSpec", "save_package", "load_package", "resolve_model_dir", "trunk_from_run", "model_package_zip",
+           "WEIGHTS_FILE", "SPEC_FILE"]
 
 WEIGHTS_FILE, SPEC_FILE, FORMAT = "model.safetensors", "model.json", "graft-model"
 
@@ -107,3 +108,20 @@ def trunk_from_run(run_dir: str | Path) -> tuple[torch.nn.Module, ModelSpec]:
     """The trunk (and spec) of an earlier model, to transfer it to a new task."""
     model, spec = load_package(run_dir)
     return model.trunk, spec
+
+
+def model_package_zip(run_dir: str | Path) -> bytes:
+    """The run's model package (``model.safetensors`` + ``model.json``) as zip bytes, for a download.
+
+    Raises:
+        GraftError: the run has no finished model.
+    """
+    import io
+    import zipfile
+
+    model_dir = resolve_model_dir(run_dir)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in (WEIGHTS_FILE, SPEC_FILE):
+            zf.write(model_dir / name, arcname=f"model/{name}")
+    return buf.getvalue()

@@ -19,7 +19,7 @@ from .config import RunConfig, Strategy
 from .datasets import Dataset, load_dataset
 from .device import Runtime, select_runtime
 from .errors import GraftError
-from .evaluate import choose_threshold, decide, score
+from .metrics import choose_threshold, decide, score
 from .features import extract_features
 from .feeders import FeatureFeeder, ImageFeeder
 from .imagecache import decoded_images
@@ -28,7 +28,8 @@ from .package import ModelSpec, save_package, trunk_from_run
 from .queue import wait_for_slot
 from .runs import Heartbeat, RunFolder
 from .split import split_indices
-from .strategies import GraftModel, Task, make_schedule, param_groups, trunk_groups
+from .model import GraftModel, Task, trunk_groups
+from .recipes import make_schedule, param_groups
 from .tasks import build_targets, build_tasks, label_probs
 from .trainer import Diverged, FitResult, Trainer
 

@@ -14,10 +14,10 @@ import torch
 from .augment import to_model_input
 from .device import Runtime, select_runtime
 from .errors import GraftError
-from .evaluate import decide, defect_scores
+from .metrics import decide, defect_scores
 from .images import UnreadableImage, has_image_extension, load_resized
 from .package import ModelSpec, load_package
-from .strategies import GraftModel
+from .model import GraftModel
 from .tasks import label_probs
 
 __all__ = ["Predictor", "Prediction", "list_images"]

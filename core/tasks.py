@@ -8,7 +8,7 @@ import torch
 from .config import RunConfig, Strategy
 from .datasets import Dataset
 from .errors import GraftError
-from .strategies import Task
+from .model import Task
 
 __all__ = ["build_tasks", "build_targets", "label_probs", "combine_probs", "DEFECT_TASK", "TYPE_TASK", "DEFECT"]
 

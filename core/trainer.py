@@ -21,7 +21,8 @@ from sklearn.metrics import f1_score
 
 from .device import Runtime
 from .feeders import ImageFeeder, FeatureFeeder
-from .strategies import GraftModel, Schedule, Task, freeze_trunk, set_train_mode, unfreeze_top
+from .model import GraftModel, Task, freeze_trunk, set_train_mode, unfreeze_top
+from .recipes import Schedule
 
 __all__ = ["Trainer", "Diverged", "FitResult"]
 

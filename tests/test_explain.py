@@ -12,7 +12,7 @@ from core.errors import GraftError
 from core.explain import explain, heatmap, overlay
 from core.package import ModelSpec
 from core.predict import Predictor
-from core.strategies import GraftModel, Task, freeze_trunk
+from core.model import GraftModel, Task, freeze_trunk
 from tests.conftest import draw_easy
 
 CLASSES = ["ok", "scratch", "stain"]

@@ -22,7 +22,7 @@ from core.export import (ONNX_FILE, PARITY_TOLERANCE, ExportResult, ProbabilityM
                          read_onnx_metadata)
 from core.images import load_resized
 from core.package import load_package
-from core.strategies import GraftModel, Task
+from core.model import GraftModel, Task
 from core.tasks import label_probs
 from tests.conftest import make_dataset
 

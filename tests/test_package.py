@@ -13,7 +13,7 @@ from core.backbones import build, data_config
 from core.errors import GraftError
 from core.package import ModelSpec, load_package, save_package
 from core.predict import Predictor
-from core.strategies import GraftModel, Task
+from core.model import GraftModel, Task
 from tests.conftest import TINY
 
 

@@ -1,7 +1,7 @@
 """Views of the Evaluate page: headline numbers in factory words, the threshold, the confusion matrix
 with its photos, per-class numbers, mistakes with heatmaps, advice, and the take-away downloads.
 
-All numbers come from ``core.insights`` (computed from the run's files); this module lays them out.
+All numbers come from ``core.results`` (computed from the run's files); this module lays them out.
 """
 
 from __future__ import annotations
@@ -17,8 +17,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import insights, read_status
-from core.insights import OperatingPoint, Predictions
+from core import read_status
+from core.advice import Advice, advise
+from core.metrics import Rate
+from core.results import (OperatingPoint, Predictions, at_threshold, cell_indices, confusion_at, defect_roc,
+                          headline, load_predictions, mistake_indices, resolve_images, run_files, sweep,
+                          threshold_to_catch_all)
+from core.runs_table import run_row
+from core.thresholds import save_threshold
 from ui.charts import TEMPLATE, plain
 from ui.common import ACCENT, BAD, MUTED, current_run, fmt_pct, md_escape, select_run, show_error, workspace
 from ui.predict_views import heatmap_png, model_stamp, shown_image
@@ -41,7 +47,7 @@ def evaluable_runs() -> list[dict[str, Any]]:
 
 
 def _run_label(run: dict[str, Any]) -> str:
-    row = insights.run_row(run)
+    row = run_row(run)
     acc = f" · accuracy {fmt_pct(row['accuracy'])}" if row["accuracy"] is not None else ""
     return f"{row['run']} · {row['backbone']}{acc}"
 
@@ -68,7 +74,7 @@ def choose_run(key: str = "eval_run") -> str | None:
     return path
 
 
-def pct_range(rate: insights.Rate) -> str:
+def pct_range(rate: Rate) -> str:
     """``"21%–94%"``: the 95% range of a rate, or an empty string when there is nothing to count."""
     if not rate.n:
         return ""
@@ -172,12 +178,12 @@ def render_threshold(preds: Predictions, run_dir: str, training: float | None) -
         format_func=lambda v: f"{v:.3f} ({names[v]})" if v in names else f"{v:.2f}",
         key=f"threshold-{Path(run_dir).name}",
         help="Lower catches more defects but raises more false alarms; higher does the opposite.")
-    point, base = insights.at_threshold(preds, chosen), insights.at_threshold(preds)
+    point, base = at_threshold(preds, chosen), at_threshold(preds)
     _live_metrics(point, base)
     left, right = st.columns([1.5, 1])
     with left:
         st.markdown("**Catch rate and false alarms at every threshold**")
-        st.plotly_chart(tradeoff_figure(insights.sweep(preds), chosen, preds.threshold), width="stretch",
+        st.plotly_chart(tradeoff_figure(sweep(preds), chosen, preds.threshold), width="stretch",
                         config={"displayModeBar": False}, key="tradeoff")
     with right:
         render_roc(preds, chosen)
@@ -193,7 +199,7 @@ def _threshold_notes(preds: Predictions, training: float | None) -> None:
         notes.append(f"training had chosen {training:.3f}")
     elif training is not None:
         notes.append("chosen in training as the best balance on the validation photos")
-    every = insights.threshold_to_catch_all(preds)
+    every = threshold_to_catch_all(preds)
     text = "; ".join(notes) + "."
     if every is not None:
         floor = math.floor(every.threshold * 1000) / 1000  # rounding up would miss that defect
@@ -208,7 +214,7 @@ def _save_threshold(run_dir: str, chosen: float, current: float) -> None:
     if st.button(f"Use {chosen:.3f} in the model from now on", icon=":material/save:", key="save-threshold",
                  help="Saves it in the model package: the Test page, exports and the report use it."):
         try:
-            insights.save_threshold(run_dir, chosen)
+            save_threshold(run_dir, chosen)
         except Exception as exc:
             show_error(exc)
             return
@@ -243,13 +249,13 @@ def roc_figure(roc: dict[str, Any], chosen: OperatingPoint, model: OperatingPoin
 
 def render_roc(preds: Predictions, chosen: float) -> None:
     """The ROC curve with its area, or a plain reason why there is none."""
-    roc = insights.defect_roc(preds)
+    roc = defect_roc(preds)
     if roc is None:
         st.caption("The ROC curve needs a good class and both good and defective photos in the test set.")
         return
     st.markdown(f"**ROC curve** · area under it {roc['auc']:.2f}",
                 help="Every threshold at once. 1.00 = defects and good parts perfectly separated, 0.50 = guessing.")
-    st.plotly_chart(roc_figure(roc, insights.at_threshold(preds, chosen), insights.at_threshold(preds)),
+    st.plotly_chart(roc_figure(roc, at_threshold(preds, chosen), at_threshold(preds)),
                     width="stretch", config={"displayModeBar": False}, key="roc")
 
 
@@ -312,7 +318,7 @@ def _default_cell(cm: np.ndarray) -> tuple[int, int]:
 
 def render_confusion(preds: Predictions, threshold: float, images: dict[str, str], run_dir: str) -> None:
     """The matrix (click a cell), a fallback pair of pickers, and the photos of the chosen cell."""
-    cm = insights.confusion_at(preds, threshold)
+    cm = confusion_at(preds, threshold)
     classes, k = preds.classes, len(preds.classes)
     true_key, pred_key, seen_key = "cell_true", "cell_pred", "_cell_clicked"
     if st.session_state.get("_cell_run") != run_dir:  # another run: start from its most common mistake
@@ -343,7 +349,7 @@ def render_confusion(preds: Predictions, threshold: float, images: dict[str, str
 
 def _cell_photos(preds: Predictions, threshold: float, true_cls: str, pred_cls: str, images: dict[str, str],
                  run_dir: str) -> None:
-    idx = insights.cell_indices(preds, true_cls, pred_cls, threshold)
+    idx = cell_indices(preds, true_cls, pred_cls, threshold)
     verdict = "right" if true_cls == pred_cls else "mistakes"
     st.markdown(f"**Really {md_escape(true_cls)}, model said {md_escape(pred_cls)}** · {len(idx)} photo(s), {verdict}")
     if not idx:
@@ -419,7 +425,7 @@ def render_per_class(preds: Predictions, threshold: float) -> None:
 
 def render_mistakes(preds: Predictions, threshold: float, images: dict[str, str], run_dir: str) -> None:
     """The wrong answers, most confidently wrong first, with where the model looked."""
-    idx = insights.mistake_indices(preds, threshold)
+    idx = mistake_indices(preds, threshold)
     if not idx:
         st.success("No mistakes on the test photos at this threshold.", icon=":material/celebration:")
         return
@@ -439,7 +445,7 @@ _ADVICE_STYLE = {"problem": (st.error, ":material/error:"), "warning": (st.warni
                  "tip": (st.info, ":material/lightbulb:"), "good": (st.success, ":material/thumb_up:")}
 
 
-def render_advice(advice: list[insights.Advice]) -> None:
+def render_advice(advice: list[Advice]) -> None:
     for item in advice:
         show, icon = _ADVICE_STYLE.get(item.level, (st.info, ":material/lightbulb:"))
         show(f"**{md_escape(item.title)}**  \n{md_escape(item.detail)}", icon=icon)
@@ -539,8 +545,8 @@ def _section(title: str, caption: str = "") -> None:
 
 def render_evaluate(run_dir: str) -> None:
     """The whole Evaluate page body for one finished run."""
-    files = insights.run_files(run_dir)
-    preds = insights.load_predictions(run_dir)
+    files = run_files(run_dir)
+    preds = load_predictions(run_dir)
     metrics, config = files["metrics"], files["config"]
     flash = st.session_state.pop("_eval_flash", None)
     if flash:
@@ -548,7 +554,7 @@ def render_evaluate(run_dir: str) -> None:
     st.caption(f"{md_escape(Path(run_dir).name)} · {md_escape(str(config.get('backbone', '')))} · "
                f"{md_escape(str(config.get('strategy', '')))} · tested on {preds.n} {preds.split} photos the model "
                "never saw while training")
-    render_headline(insights.headline(preds, metrics), preds.split)
+    render_headline(headline(preds, metrics), preds.split)
     threshold = preds.threshold
     training = (files["spec"].get("info") or {}).get("threshold_from_training", preds.threshold)
     if preds.has_defects:
@@ -567,14 +573,14 @@ def render_evaluate(run_dir: str) -> None:
     _section("Mistakes", "The most confident mistakes first: they are often labelling errors worth fixing.")
     render_mistakes(preds, threshold, images, run_dir)
     _section("What to try next")
-    render_advice(insights.advise(metrics, files["events"], files["check"], config))
+    render_advice(advise(metrics, files["events"], files["check"], config))
     _section("Take it with you")
     render_downloads(run_dir)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _images_cached(run_dir: str, config_mtime: float) -> dict[str, str]:
-    return insights.resolve_images(run_dir)
+    return resolve_images(run_dir)
 
 
 def _images(run_dir: str) -> dict[str, str]:

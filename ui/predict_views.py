@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import insights
+from core.batch import batch_rows, batch_summary, folder_in_workspace
 from ui.charts import TEMPLATE, plain
 from ui.common import ACCENT, GOOD, MUTED, fmt_pct, md_escape, show_error, workspace
 
@@ -218,7 +218,7 @@ def _batch_source(key: str) -> tuple[list[Path], Path, str] | None:
                              placeholder="e.g. datasets/new-parts or a full path inside the workspace")
         if not text:
             return None
-        folder = insights.folder_in_workspace(workspace().root, text)
+        folder = folder_in_workspace(workspace().root, text)
         return list_images([folder]), folder, f"folder:{folder}"
     upload = st.file_uploader("Upload a zip of photos", type=["zip"], key=f"{key}-zip")
     if upload is None:
@@ -243,7 +243,7 @@ def _run_batch(run_dir: str, files: list[Path], root: Path) -> list[dict[str, An
         results += predictor.predict(files[start:start + 32])
         bar.progress(min(1.0, (start + 32) / max(1, len(files))), text=f"Scored {len(results)} of {len(files)} photos")
     bar.empty()
-    return insights.batch_rows(results, predictor.spec.good_class, root)
+    return batch_rows(results, predictor.spec.good_class, root)
 
 
 def batch_figure(per_class: dict[str, int], good_class: str | None) -> go.Figure:
@@ -281,7 +281,7 @@ def render_batch_test(run_dir: str, key: str = "batch") -> list[dict[str, Any]] 
 
 
 def _batch_report(rows: list[dict[str, Any]], good: str | None, key: str) -> None:
-    summary = insights.batch_summary(rows)
+    summary = batch_summary(rows)
     cols = st.columns(3)
     quiet = dict(delta_color="off", delta_arrow="off", border=True)
     cols[0].metric("Photos scored", f"{summary['readable']} of {summary['photos']}", "readable photos", **quiet)

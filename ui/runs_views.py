@@ -10,7 +10,10 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from core import ACTIVE_STATES, insights, request_stop
+from core.package import model_package_zip
+from core.results import run_files
+from core.runs_table import compare_runs, epoch_curves, run_row
+from core import ACTIVE_STATES, request_stop
 from ui.charts import TEMPLATE, plain
 from ui.common import (STATE_LABELS, fmt_pct, go_to, md_escape, model_choices, select_run, show_error, state_badge,
                        update_model_choices, workspace)
@@ -28,7 +31,7 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per run in plain words; status is the honest one (a dead process shows as interrupted)."""
     rows = []
     for run in runs:
-        r = insights.run_row(run)
+        r = run_row(run)
         rows.append({"Run": r["run"], "Status": STATE_LABELS.get(r["status"], STATE_LABELS["unknown"])[0],
                      "Dataset": r["dataset"], "Backbone": r["backbone"], "Start": r["start"], "Strategy": r["strategy"],
                      "Images": r["images"], "Accuracy": r["accuracy"], "F1": r["f1"],
@@ -82,7 +85,7 @@ def compare_figure(curves: dict[str, dict[str, list[Any]]]) -> go.Figure:
 
 def compare_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
     """Metrics side by side: one column per run, rates as percentages."""
-    table = insights.compare_runs(runs)
+    table = compare_runs(runs)
     rates = {"Accuracy", "F1 (macro)", "Catch rate", "False alarm rate"}
     rows = []
     for label, values in table.items():
@@ -110,7 +113,7 @@ def render_compare(runs: list[dict[str, Any]]) -> None:
     if not picked:
         st.caption("Pick two or more runs to compare them.")
         return
-    curves = {r["id"]: insights.epoch_curves(insights.run_files(r["path"])["events"]) for r in picked}
+    curves = {r["id"]: epoch_curves(run_files(r["path"])["events"]) for r in picked}
     if any(c["epoch"] for c in curves.values()):
         st.plotly_chart(compare_figure(curves), width="stretch", config={"displayModeBar": False}, key="compare-fig")
     frame = compare_frame(picked)
@@ -142,7 +145,7 @@ def start_from_run(path: str, config: dict[str, Any]) -> None:
 def _run_choice_label(runs: list[dict[str, Any]]) -> dict[str, str]:
     out = {}
     for r in runs:
-        row = insights.run_row(r)
+        row = run_row(r)
         label = STATE_LABELS.get(row["status"], STATE_LABELS["unknown"])[0]
         acc = f" · {fmt_pct(row['accuracy'])}" if row["accuracy"] is not None else ""
         out[r["id"]] = f"{r['id']} · {label}{acc}"
@@ -183,7 +186,7 @@ def _download_package(run: dict[str, Any], has_model: bool) -> None:
         st.button("Download model", icon=":material/download:", disabled=True, width="stretch",
                   help="This run has no finished model.", key="dl-disabled")
         return
-    st.download_button("Download model (zip)", lambda: insights.model_package_zip(run["path"]),
+    st.download_button("Download model (zip)", lambda: model_package_zip(run["path"]),
                        file_name=f"graft-model-{run['id']}.zip", mime="application/zip",
                        icon=":material/download:", width="stretch", key="dl-package",
                        help="The model package (weights + model.json), for Graft or `python -m core predict`.")

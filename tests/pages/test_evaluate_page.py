@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import insights
+from core.advice import advise
+from core.results import confusion_at, load_predictions
 from tests.conftest import ROOT
 
 PAGE = str(ROOT / "pages" / "4_evaluate.py")
@@ -65,8 +66,8 @@ def test_threshold_slider_changes_catch_rate_and_can_be_saved(ws: Path) -> None:
 
 def test_confusion_cell_pickers_show_that_cells_photos(ws: Path) -> None:
     at = run_page(ws)
-    preds = insights.load_predictions(ws / "runs" / "r1")
-    cm = insights.confusion_at(preds)
+    preds = load_predictions(ws / "runs" / "r1")
+    cm = confusion_at(preds)
     at.selectbox(key="cell_true").set_value("scratch")
     at.selectbox(key="cell_pred").set_value("ok").run()
     n = int(cm[preds.classes.index("scratch"), preds.classes.index("ok")])
@@ -83,7 +84,7 @@ def test_per_class_table_and_advice(ws: Path) -> None:
     m = json.loads((ws / "runs" / "r1" / "metrics.json").read_text())
     assert list(table["Class"]) == m["classes"]
     assert list(table["Found (recall)"]) == pytest.approx([m["per_class"][c]["recall"] for c in m["classes"]])
-    advice = insights.advise(m, [], json.loads((ws / "runs" / "r1" / "check.json").read_text()))
+    advice = advise(m, [], json.loads((ws / "runs" / "r1" / "check.json").read_text()))
     shown = " ".join(e.value for e in [*at.error, *at.warning, *at.info, *at.success])
     assert advice[0].title.replace("'", "") in shown.replace("\\", "").replace("'", "")
 

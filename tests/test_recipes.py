@@ -6,8 +6,8 @@ import torch
 
 from core.backbones import build
 from core.config import Strategy
-from core.strategies import (ALL, GraftModel, Task, freeze_trunk, make_schedule, param_groups, set_train_mode,
-                             trunk_groups, unfreeze_top)
+from core.model import GraftModel, Task, freeze_trunk, set_train_mode, trunk_groups, unfreeze_top
+from core.recipes import ALL, make_schedule, param_groups
 
 
 def _model(name: str = "test_resnet") -> GraftModel:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.evaluate import choose_threshold, decide, score
+from core.metrics import choose_threshold, decide, score
 
 CLASSES = ["ok", "scratch", "stain"]
 

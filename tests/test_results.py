@@ -1,4 +1,4 @@
-"""core.insights on hand-made numbers: Wilson ranges, threshold sweeps, advice, runs, saving a threshold."""
+"""Results on hand-made numbers: Wilson ranges, threshold sweeps, advice, runs, saving a threshold."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 
 from core import GraftError
-from core.insights import (Predictions, Rate, advise, at_threshold, batch_rows, batch_summary, cell_indices,
-                           compare_runs, confusion_at, defect_roc, folder_in_workspace, headline, load_predictions,
-                           mistake_indices, model_package_zip, run_row, save_threshold, sweep,
-                           threshold_to_catch_all, wilson_interval)
+from core.advice import advise
+from core.batch import batch_rows, batch_summary, folder_in_workspace
+from core.metrics import Rate, wilson_interval
+from core.package import model_package_zip
+from core.results import (Predictions, at_threshold, cell_indices, confusion_at, defect_roc, headline,
+                          load_predictions, mistake_indices, sweep, threshold_to_catch_all)
+from core.runs_table import compare_runs, run_row
+from core.thresholds import save_threshold
 
 CLASSES = ["ok", "scratch", "stain"]
 # defect score = 1 - p_ok: 0.1, 0.3, 0.6 (good parts); 0.4, 0.8, 0.95 (defects)
@@ -158,11 +162,11 @@ def test_run_row_and_compare(tmp_path: Path) -> None:
     assert table["Accuracy"] == {"r1": 0.9, "r2": 0.5}
 
 
-def test_insights_never_imports_streamlit() -> None:
+def test_result_modules_never_import_streamlit() -> None:
     import subprocess
 
     # a fresh interpreter: the test session itself may have imported streamlit already
-    code = "import core.insights, sys; assert 'streamlit' not in sys.modules"
+    code = "import core.results, core.advice, core.runs_table, core.thresholds, core.batch, sys; assert 'streamlit' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parent.parent).returncode == 0
 
 
