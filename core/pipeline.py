@@ -11,27 +11,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .backbones import build, data_config, parse_start
-from .callbacks import EventWriter, StopRequested, StopWatcher
+from .callbacks import StopRequested, StopWatcher
 from .check import CheckReport, check_dataset
-from .checkpoint import Checkpointer, restore_checkpoint
-from .config import RunConfig, Strategy
+from .config import RunConfig
 from .datasets import Dataset, load_dataset
-from .device import Runtime, select_runtime
+from .device import Runtime
 from .errors import GraftError
-from .metrics import choose_threshold, decide, score
-from .features import extract_features
-from .feeders import FeatureFeeder, ImageFeeder
-from .imagecache import decoded_images
+from .fitting import Fitted, Fitter
 from .jsonio import write_json_atomic
-from .package import ModelSpec, save_package, trunk_from_run
+from .metrics import choose_threshold, decide, score
+from .model import Task
+from .package import ModelSpec, save_package
 from .queue import wait_for_slot
 from .runs import Heartbeat, RunFolder
 from .split import split_indices
-from .model import GraftModel, Task, trunk_groups
-from .recipes import make_schedule, param_groups
 from .tasks import build_targets, build_tasks, label_probs
-from .trainer import Diverged, FitResult, Trainer
 
 __all__ = ["train_run", "Prepared"]
 
@@ -129,59 +123,25 @@ def _progress(run: RunFolder, phase: str, label: str, stopper: StopWatcher | Non
     return report
 
 
-def make_trunk(config: RunConfig) -> tuple[torch.nn.Module, str, ModelSpec | None]:
-    """The trunk for this run's start point; returns (trunk, backbone name, earlier model spec)."""
-    start = parse_start("scratch" if config.strategy == Strategy.SCRATCH else config.start)
-    if start.kind == "run":
-        trunk, spec = trunk_from_run(start.path)
-        return trunk, spec.backbone, spec
-    return build(config.backbone, start, image_size=config.image_size), config.backbone, None
-
-
-def class_weights(prep: Prepared) -> dict[str, torch.Tensor]:
-    """Inverse-frequency weights on the training split, so rare defects count as much as 'ok'."""
-    out = {}
-    for task in prep.tasks:
-        y = prep.targets[task.name][prep.splits["train"]]
-        counts = np.bincount(y[y >= 0], minlength=len(task.classes)).astype(np.float64)
-        w = np.where(counts > 0, counts.sum() / (len(task.classes) * np.maximum(counts, 1)), 0.0)
-        out[task.name] = torch.tensor(np.clip(w, 0, 50), dtype=torch.float32)
-    return out
-
-
 def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool = False) -> tuple[str, str]:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     prep = prepare(config, run, stopper)
-    runtime = select_runtime()
-    trunk, backbone, earlier = make_trunk(config)
-    image_size = earlier.image_size if earlier and _fixed_size(trunk) else config.image_size
-    dcfg = data_config(trunk)
-    model = GraftModel(trunk, prep.tasks).to(runtime.device).to(memory_format=torch.channels_last)
-    images = decoded_images([s.path for s in prep.ds.samples], [prep.report.hashes[s.rel] for s in prep.ds.samples],
-                            image_size, progress=_progress(run, "decode", "Preparing photos", stopper))
-    _emit_start(run, config, prep, runtime, backbone, image_size)
-    feeder = _feeder(config, run, model, images, prep, runtime, dcfg, stopper)
-    trainer = _trainer(config, run, model, feeder, prep, runtime, stopper)
-    start_epoch = restore_checkpoint(run.path, trainer) if resume else 0
-    if resume:
-        run.emit("resumed", epoch=start_epoch)
-    try:
-        fit = trainer.fit(start_epoch)
-    except Diverged as exc:
-        advice = f"Training diverged ({exc}): lower the learning rate and try again."
-        if trainer.best_state is None:
+    fitter = Fitter(config, prep, run, stopper, decode_progress=_progress(run, "decode", "Preparing photos", stopper))
+    _emit_start(run, config, prep, fitter.runtime, fitter.backbone, fitter.image_size)
+    fitted = fitter.fit(prep.splits, resume=resume,
+                        feature_progress=_progress(run, "features", "Computing features", stopper))
+    if fitted.diverged:
+        advice = f"Training diverged ({fitted.diverged}): lower the learning rate and try again."
+        if not fitted.usable:
             return "failed", advice + " No epoch finished, so there is no model to keep."
-        _finish(config, run, model, trainer, prep, backbone, image_size, dcfg, None)
+        _finish(config, run, fitter, fitted, prep)
         return "failed", advice + " The last good weights were kept."
-    message = _finish(config, run, model, trainer, prep, backbone, image_size, dcfg, fit)
+    message = _finish(config, run, fitter, fitted, prep)
+    fit = fitted.result
     if fit.stopped == "stopped on request":
         return "stopped", f"Stopped on request after {len(fit.history)} epoch(s); the best model so far was kept. " + message
     return "done", message
-
-
-def _fixed_size(trunk: torch.nn.Module) -> bool:
-    return bool(getattr(trunk, "pretrained_cfg", {}).get("fixed_input_size"))
 
 
 def _emit_start(run: RunFolder, config: RunConfig, prep: Prepared, runtime: Runtime, backbone: str,
@@ -192,35 +152,10 @@ def _emit_start(run: RunFolder, config: RunConfig, prep: Prepared, runtime: Runt
     run.set_status("running", "Training started.", **runtime.describe())
 
 
-def _feeder(config: RunConfig, run: RunFolder, model: GraftModel, images: np.ndarray, prep: Prepared,
-            runtime: Runtime, dcfg: dict, stopper: StopWatcher) -> ImageFeeder | FeatureFeeder:
-    kw = dict(splits=prep.splits, targets=prep.targets, batch_size=config.batch_size, runtime=runtime, seed=config.seed)
-    if config.strategy != Strategy.FEATURE_EXTRACTION:
-        return ImageFeeder(images, dcfg["mean"], dcfg["std"], **kw)
-    feats = extract_features(model.trunk, images, dcfg["mean"], dcfg["std"], runtime,
-                             progress=_progress(run, "features", "Computing features", stopper))
-    return FeatureFeeder(feats, **{**kw, "batch_size": max(config.batch_size, 64)})
-
-
-def _trainer(config: RunConfig, run: RunFolder, model: GraftModel, feeder, prep: Prepared, runtime: Runtime,
-             stopper: StopWatcher) -> Trainer:
-    epochs = config.resolved_epochs
-    schedule = make_schedule(config.strategy, epochs, len(trunk_groups(model.trunk)))
-    groups = param_groups(model, config.resolved_lr, config.strategy)
-    if config.strategy == Strategy.FEATURE_EXTRACTION:
-        groups = groups[:1]  # the trunk never trains
-    optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
-    patience = config.patience * (3 if config.strategy == Strategy.FEATURE_EXTRACTION else 1)
-    callbacks = [stopper, EventWriter(run)]
-    if config.strategy != Strategy.FEATURE_EXTRACTION:  # head-only runs are cheap to redo
-        callbacks.append(Checkpointer(run.path))
-    return Trainer(model, feeder, prep.tasks, schedule, optimizer, runtime, class_weights(prep), callbacks, patience)
-
-
-def _finish(config: RunConfig, run: RunFolder, model: GraftModel, trainer: Trainer, prep: Prepared,
-            backbone: str, image_size: int, dcfg: dict, fit: FitResult | None) -> str:
+def _finish(config: RunConfig, run: RunFolder, fitter: Fitter, fitted: Fitted, prep: Prepared) -> str:
     """Score the test split, write metrics and predictions, and save the model package."""
     run.set_status("running", "Scoring the test photos…")
+    trainer, fit, dcfg = fitted.trainer, fitted.result, fitter.dcfg
     classes, good = prep.ds.classes, config.good_class
     y = np.array([classes.index(s.label) for s in prep.ds.samples])
     val_p = label_probs(trainer.predict_split("val"), prep.tasks, classes)
@@ -234,11 +169,12 @@ def _finish(config: RunConfig, run: RunFolder, model: GraftModel, trainer: Train
                    splits={k: len(v) for k, v in prep.splits.items()}, tasks=_task_metrics(task_probs, prep, split))
     write_json_atomic(run.metrics_file, metrics)
     _write_predictions(run.predictions_file, prep, split, probs, classes, good, threshold)
-    spec = ModelSpec(backbone=backbone, tasks=prep.tasks, classes=classes, image_size=image_size, mean=dcfg["mean"],
-                     std=dcfg["std"], interpolation=dcfg["interpolation"], good_class=good, threshold=threshold,
+    spec = ModelSpec(backbone=fitter.backbone, tasks=prep.tasks, classes=classes, image_size=fitter.image_size,
+                     mean=dcfg["mean"], std=dcfg["std"], interpolation=dcfg["interpolation"], good_class=good,
+                     threshold=threshold,
                      info={"strategy": config.strategy.value, "start": config.start, "dataset": str(config.data),
                            "run": run.path.name})
-    save_package(model, spec, run.model_dir)
+    save_package(fitted.model, spec, run.model_dir)
     return _summary(metrics)
 
 

@@ -71,9 +71,9 @@ def _read(path: Path) -> str:
 
 def test_non_finite_loss_fails_plainly_and_keeps_weights(easy_data: Path, tmp_path: Path, tiny_args: list[str],
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import core.pipeline
+    import core.fitting
 
-    class PoisonAfterSecondEpoch(core.pipeline.EventWriter):
+    class PoisonAfterSecondEpoch(core.fitting.EventWriter):
         """Corrupts one weight after epoch 2, as an exploding update would."""
 
         def on_epoch_end(self, t, record) -> None:
@@ -82,7 +82,7 @@ def test_non_finite_loss_fails_plainly_and_keeps_weights(easy_data: Path, tmp_pa
                 with torch.no_grad():
                     next(t.model.heads.parameters()).fill_(float("nan"))
 
-    monkeypatch.setattr(core.pipeline, "EventWriter", PoisonAfterSecondEpoch)
+    monkeypatch.setattr(core.fitting, "EventWriter", PoisonAfterSecondEpoch)
     out = tmp_path / "run"
     code = main(["train", str(easy_data), "--out", str(out), *tiny_args, "--epochs", "6", "--strategy", "scratch"])
     status = json.loads((out / "status.json").read_text())
