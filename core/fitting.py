@@ -111,19 +111,23 @@ class Fitter:
                                               self.runtime, progress=progress)
         return self._features
 
-    def fit(self, splits: Splits, *, callbacks: list[Any] | None = None, checkpoint: bool = True,
-            resume: bool = False, feature_progress: ProgressFn | None = None) -> Fitted:
+    def fit(self, splits: Splits, *, epochs: int | None = None, callbacks: list[Any] | None = None,
+            checkpoint: bool = True, resume: bool = False, feature_progress: ProgressFn | None = None) -> Fitted:
         """Train a fresh model on ``splits['train']``, choosing the best epoch on ``splits['val']``.
+
+        With an empty ``val`` split it trains exactly ``epochs`` epochs and keeps the last weights
+        (e.g. the final model of a cross-validation, trained on every photo).
 
         Args:
             splits: sample indices per split (``train`` and ``val``; ``test`` is only predicted).
+            epochs: override the config's epoch count.
             callbacks: trainer callbacks; default the stop watcher and the run's event writer.
             checkpoint: save per-epoch checkpoints (for ``--resume``) where a fit is costly.
             resume: continue from the run's last checkpoint.
         """
         model = self.new_model()
         feeder = self._feeder(splits, feature_progress)
-        trainer = self._trainer(model, feeder, splits, callbacks, checkpoint)
+        trainer = self._trainer(model, feeder, splits, callbacks, checkpoint, epochs)
         start_epoch = restore_checkpoint(self.run.path, trainer) if resume else 0
         if resume:
             self.run.emit("resumed", epoch=start_epoch)
@@ -141,9 +145,9 @@ class Fitter:
         return FeatureFeeder(self.features(progress), **{**kw, "batch_size": max(config.batch_size, 64)})
 
     def _trainer(self, model: GraftModel, feeder: ImageFeeder | FeatureFeeder, splits: Splits,
-                 callbacks: list[Any] | None, checkpoint: bool) -> Trainer:
+                 callbacks: list[Any] | None, checkpoint: bool, epochs: int | None) -> Trainer:
         config = self.config
-        schedule = make_schedule(config.strategy, config.resolved_epochs, len(trunk_groups(model.trunk)))
+        schedule = make_schedule(config.strategy, epochs or config.resolved_epochs, len(trunk_groups(model.trunk)))
         groups = param_groups(model, config.resolved_lr, config.strategy)
         if config.strategy == Strategy.FEATURE_EXTRACTION:
             groups = groups[:1]  # the trunk never trains

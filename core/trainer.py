@@ -127,6 +127,8 @@ class Trainer:
         probs = self.predict_split("val")
         idx = np.asarray(self.feeder.splits["val"], dtype=np.int64)
         metrics: dict[str, Any] = {"val_loss": 0.0}
+        if not len(idx):
+            return {**metrics, "val_score": 0.0}
         f1s = []
         for task in self.tasks:
             y = self.feeder.targets[task.name][idx]
@@ -189,6 +191,11 @@ class Trainer:
         return record
 
     def _track_best(self, record: dict[str, Any], result: FitResult) -> bool:
+        if not self.feeder.size("val"):  # nothing to choose on: every epoch is the newest best (fixed epochs)
+            record["best"] = True
+            result.best_score, result.best_epoch = 0.0, record["epoch"]
+            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
+            return True
         score = record["val_score"] - 1e-6 * record["val_loss"]  # ties: the lower loss wins
         record["best"] = score > result.best_score
         if record["best"]:

@@ -64,3 +64,23 @@ def test_lr_schedule_warms_up_then_decays() -> None:
     peak = max(factors)
     assert factors[0] < peak and abs(peak - 1.0) < 1e-6
     assert factors[-1] < 0.05
+
+
+def test_fit_without_validation_runs_the_fixed_epochs_and_keeps_the_last(easy_data, tmp_path) -> None:
+    from core.callbacks import StopWatcher
+    from core.config import RunConfig
+    from core.fitting import Fitter
+    from core.pipeline import prepare
+    from core.runs import RunFolder
+
+    config = RunConfig(data=str(easy_data), out=str(tmp_path / "run"), backbone="test_resnet", start="scratch",
+                       strategy="scratch", image_size=32, batch_size=8, epochs=2)
+    run = RunFolder(config.out)
+    run.path.mkdir()
+    prep = prepare(config, run)
+    fitter = Fitter(config, prep, run, StopWatcher(run))
+    everything = {"train": prep.splits["train"] + prep.splits["val"], "val": [], "test": prep.splits["test"]}
+    fitted = fitter.fit(everything, epochs=3, callbacks=[], checkpoint=False)
+    assert [r["epoch"] for r in fitted.result.history] == [1, 2, 3]
+    assert fitted.result.best_epoch == 3 and not fitted.result.stopped
+    assert fitted.predict("test")["label"].shape == (len(prep.splits["test"]), 3)
