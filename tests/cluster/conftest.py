@@ -26,8 +26,6 @@ from typing import Iterator
 
 import pytest
 
-pytest.importorskip("ray.job_submission", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
-
 TOKEN_VAR = "GRAFT_TEST_RAY_HEAD"
 
 
@@ -113,6 +111,7 @@ def _stop(proc: subprocess.Popen, token: str) -> None:
 @pytest.fixture(scope="session")
 def ray_head() -> Iterator[Head]:
     """A 2-CPU Ray head on free ports for this test session; stopped afterwards, even on failure."""
+    pytest.importorskip("ray.job_submission", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
     token = secrets.token_hex(8)
     temp_dir = tempfile.mkdtemp(prefix="gray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     cmd, dash = _head_command(temp_dir)

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from core.config import RunConfig
-from core.executors import ExecutorSettings, where_label
-from core.executors.ray_jobs import RayExecutor, job_client
-from core.jsonio import read_json, read_jsonl, write_json_atomic
-from core.runs import launch_run, read_status, request_stop
-from tests.conftest import ROOT, TINY
+pytest.importorskip("ray.job_submission", reason="Ray is not installed (pip install -r requirements-cluster.txt)")
+
+from core.config import RunConfig  # noqa: E402
+from core.executors import ExecutorSettings, where_label  # noqa: E402
+from core.executors.ray_jobs import RayExecutor, job_client  # noqa: E402
+from core.jsonio import read_json, read_jsonl, write_json_atomic  # noqa: E402
+from core.runs import launch_run, read_status, request_stop  # noqa: E402
+from tests.conftest import ROOT, TINY  # noqa: E402
 
 pytestmark = pytest.mark.cluster
 
