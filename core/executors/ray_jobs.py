@@ -134,7 +134,8 @@ class RayExecutor:
         try:
             return self.follow(run.path)
         except KeyboardInterrupt:  # Ctrl-C stops the run, as it does on this computer; the result still comes back
-            print("Stopping the run on the cluster (press Ctrl-C again to leave it running there)…", file=sys.stderr)
+            print("Stopping the run on the cluster; its best model comes back here (Ctrl-C again stops waiting: "
+                  "then --follow fetches it later)…", file=sys.stderr)
             self.stop(run.path)
             return self.follow(run.path)
 

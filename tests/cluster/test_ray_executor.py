@@ -4,6 +4,7 @@ stop, queueing, "interrupted" when the worker is killed, and resume; with and wi
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,8 +69,15 @@ def test_cli_run_on_the_cluster_leaves_the_run_folder_here(easy_data: Path, tmp_
     start = next(e for e in read_jsonl(run / "events.jsonl") if e["event"] == "run_start")
     if shared:
         assert start["config"]["out"] == str(run.resolve())  # written in place
-    else:
-        assert start["config"]["out"] != str(run.resolve()) and "graft-run-" in start["config"]["out"]
+        return
+    assert start["config"]["out"] != str(run.resolve()) and "graft-run-" in start["config"]["out"]
+    # the cluster keeps the job log: a follower that lost track rebuilds the folder from it, without duplicates
+    shutil.rmtree(run / "model")
+    again = subprocess.run([sys.executable, "-m", "core", "train", "--config", str(run / "config.json"), "--executor",
+                            "ray", "--ray-address", ray_head.address, "--follow"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert again.returncode == 0, again.stderr
+    assert (run / "model" / "model.safetensors").is_file() and _kinds(run) == kinds
 
 
 def test_exit_code_is_the_runs_own(tmp_path: Path, ray_head) -> None:
