@@ -22,7 +22,7 @@ from core.executors.frames import PREFIX, encode, file_frames, pack_folder
 from core.executors.mirror import Mirror
 from core.jsonio import read_json, read_jsonl, write_json_atomic
 from core.runs import launch_run, read_status
-from tests.conftest import ROOT, TINY
+from tests.conftest import TINY
 
 
 def _config(data: Path, out: Path, epochs: int = 2, **kw) -> RunConfig:
