@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -133,6 +134,15 @@ def test_a_remote_run_nobody_follows_reads_interrupted_once_the_cluster_is_silen
     _remote_status(tmp_path / "b", updated=time.time() - 3600)
     status = read_status(tmp_path / "b")
     assert status["state"] == "interrupted" and "Resume it from its last checkpoint" in status["message"]
+
+
+def test_only_an_unfollowed_active_cluster_run_gets_a_new_follower(tmp_path: Path) -> None:
+    from core.executors import follow_again
+
+    _remote_status(tmp_path / "followed", client_pid=os.getpid(), client_host=socket.gethostname())
+    _remote_status(tmp_path / "ended", state="done")
+    assert not follow_again(tmp_path / "followed") and not follow_again(tmp_path / "ended")
+    assert not follow_again(tmp_path)  # no status at all
 
 
 def test_the_local_queue_ignores_runs_waiting_on_a_cluster(tmp_path: Path) -> None:

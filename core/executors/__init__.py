@@ -16,6 +16,7 @@ argument (CLI options), ``GRAFT_EXECUTOR`` / ``GRAFT_RAY_ADDRESS`` / ``GRAFT_RAY
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +26,7 @@ from ..errors import GraftError
 from ..jsonio import read_json, write_json_atomic
 
 __all__ = ["Executor", "ExecutorSettings", "EXECUTORS", "executor_settings", "save_executor_settings",
-           "get_executor", "executor_for_status", "where_label"]
+           "get_executor", "executor_for_status", "where_label", "follow_again"]
 
 EXECUTORS = ("local", "ray")
 SETTINGS_KEYS = {"name": "executor", "ray_address": "ray_address", "gpus": "ray_gpus", "cpus": "ray_cpus",
@@ -143,3 +144,23 @@ def where_label(status: dict[str, Any]) -> str:
         return f"{place} · {gpu}"
     device = status.get("device")
     return f"{place} ({str(device).upper()})" if device else str(place)
+
+
+def follow_again(run_dir: str | Path) -> bool:
+    """Start a new follower for a cluster run that nobody here follows any more (e.g. after a restart).
+
+    The Train page calls this when it shows an active run; it does nothing for local runs, ended
+    runs, or runs whose follower is alive. Returns whether a follower was started.
+    """
+    from ..runs import ACTIVE_STATES, pid_alive  # local: runs imports this package lazily too
+
+    status = read_json(Path(run_dir) / "status.json", {}) or {}
+    ray = status.get("ray") if isinstance(status.get("ray"), dict) else {}
+    if status.get("executor") != "ray" or status.get("state") not in ACTIVE_STATES or not ray.get("job_id"):
+        return False
+    if status.get("client_host") == socket.gethostname() and pid_alive(status.get("client_pid")):
+        return False
+    settings = ExecutorSettings(name="ray", ray_address=str(ray.get("address", "")),
+                                shared_fs=bool(ray.get("shared_fs")), cluster_name=str(ray.get("cluster_name", "")))
+    get_executor(settings).reattach(Path(run_dir))
+    return True
