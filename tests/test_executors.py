@@ -131,7 +131,7 @@ def _remote_status(run: Path, **fields) -> None:
 def test_a_remote_run_nobody_follows_reads_interrupted_once_the_cluster_is_silent(tmp_path: Path) -> None:
     _remote_status(tmp_path / "a")
     assert read_status(tmp_path / "a")["state"] == "running"  # the cluster didn't answer just now: not lost yet
-    _remote_status(tmp_path / "b", updated=time.time() - 3600)
+    _remote_status(tmp_path / "b", updated=time.time() - 3600, heartbeat=time.time() - 3600)
     status = read_status(tmp_path / "b")
     assert status["state"] == "interrupted" and "Resume it from its last checkpoint" in status["message"]
 

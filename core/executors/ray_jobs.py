@@ -165,7 +165,8 @@ class RayExecutor:
         if status.get("client_host") == socket.gethostname() and pid_alive(status.get("client_pid")):
             return status
         ray = status.get("ray") or {}
-        recent = time.time() - float(status.get("updated") or status.get("created") or 0) < LOST_CONTACT_S
+        heard = max(float(status.get(k) or 0) for k in ("heartbeat", "updated", "created"))
+        recent = time.time() - heard < LOST_CONTACT_S
         if not ray.get("job_id"):
             return status if recent else {**status, "state": "interrupted", "message": _lost_message("never sent")}
         job = _job_status(str(ray.get("address", "")), str(ray["job_id"]))
