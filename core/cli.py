@@ -30,6 +30,42 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=None)
     p.add_argument("--workspace", default=None, help="share the training queue of this workspace")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    _add_executor_options(p)
+    p.add_argument("--follow", action="store_true",
+                   help="with --executor ray: follow the run's job again (e.g. after this computer restarted)")
+
+
+def _add_executor_options(p: argparse.ArgumentParser) -> None:
+    """Where runs train (core/executors): this computer, or a Ray cluster."""
+    p.add_argument("--executor", choices=["local", "ray"], default=None,
+                   help="local (this computer, default) or ray (a Ray cluster); also GRAFT_EXECUTOR")
+    p.add_argument("--ray-address", default=None, help="the cluster's dashboard, e.g. http://head:8265; "
+                                                      "also GRAFT_RAY_ADDRESS")
+    p.add_argument("--gpus", type=float, default=None, help="GPUs each run reserves on the cluster")
+    p.add_argument("--cpus", type=float, default=None, help="CPUs each run reserves on the cluster (default 1)")
+    p.add_argument("--shared-fs", choices=["yes", "no"], default=None,
+                   help="yes: the cluster reads and writes this computer's paths (shared storage); "
+                        "no: inputs are sent with the run and its folder comes back (default)")
+    p.add_argument("--cluster-name", default=None, help="a name for the cluster, shown where a run trains")
+    p.add_argument("--ray-resources", default=None, type=json.loads,
+                   help='custom Ray resources each run reserves, as JSON, e.g. \'{"line3_gpu": 1}\'')
+
+
+def _add_sweep(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sweep", help="train one run per strategy and learning rate, and mark the best")
+    p.add_argument("data", help="folder of class folders, .zip or labels CSV")
+    p.add_argument("--out", required=True, help="a new folder for the sweep (sweep.json, study, runs/)")
+    p.add_argument("--strategies", nargs="+", required=True)
+    p.add_argument("--lrs", nargs="+", type=float, required=True)
+    p.add_argument("--trials", type=int, default=None, help="how many combinations to try (default all)")
+    p.add_argument("--parallel", type=int, default=None, help="runs at once (default 1 here, 4 on a cluster)")
+    p.add_argument("--runs-dir", default=None, help="where the trial run folders go (default OUT/runs)")
+    p.add_argument("--name", default="")
+    for flag, kind in (("--backbone", str), ("--start", str), ("--good-class", str), ("--epochs", int),
+                       ("--image-size", int), ("--batch-size", int), ("--seed", int), ("--patience", int),
+                       ("--workspace", str)):
+        p.add_argument(flag, type=kind, default=None)
+    _add_executor_options(p)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("data")
     p.add_argument("--json", action="store_true")
     _add_train(sub)
+    _add_sweep(sub)
     p = sub.add_parser("predict", help="score photos with a trained model")
     p.add_argument("model", help="a run folder or its model/ folder")
     p.add_argument("images", nargs="+")
@@ -86,16 +123,61 @@ def _train_config(args: argparse.Namespace):
     return config.replace(**overrides) if overrides else config
 
 
+def _executor(args: argparse.Namespace, workspace: str | None):
+    from .executors import executor_settings, get_executor
+
+    shared = None if args.shared_fs is None else args.shared_fs == "yes"
+    return get_executor(executor_settings(workspace, name=args.executor, ray_address=args.ray_address,
+                                          gpus=args.gpus, cpus=args.cpus, shared_fs=shared,
+                                          cluster_name=args.cluster_name, resources=args.ray_resources))
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .pipeline import train_run
+    from pathlib import Path
 
     from .runs import read_status
 
     config = _train_config(args)
-    state = train_run(config, resume=args.resume)
+    executor = _executor(args, config.workspace)
+    if args.follow:
+        if executor.name != "ray":
+            raise GraftError("--follow is for runs on a Ray cluster (--executor ray).")
+        code = executor.follow(Path(config.out))
+    else:
+        code = executor.run(config, resume=args.resume)
     status = read_status(config.out)
-    print(f"{state}: {status.get('message', '')}")
-    return 0 if state in ("done", "stopped") else 1
+    print(f"{status.get('state')}: {status.get('message', '')}")
+    if code == 2 and executor.name != "local":  # the run's own user error, reported like a local one
+        print(f"error: {status.get('message', '')}", file=sys.stderr)
+    return code
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .config import RunConfig
+    from .sweeps import SweepSpec, run_sweep
+
+    base = {k: getattr(args, k) for k in ("backbone", "start", "good_class", "epochs", "image_size", "batch_size",
+                                          "seed", "patience", "workspace") if getattr(args, k) is not None}
+    spec = SweepSpec(RunConfig(data=args.data, out="", **base), tuple(args.strategies), tuple(args.lrs),
+                     trials=args.trials, name=args.name)
+    executor = _executor(args, args.workspace)
+    parallel = args.parallel or (1 if executor.name == "local" else 4)
+
+    def report(record: dict) -> None:
+        done = [t for t in record["trials"] if t["state"] != "queued"]
+        print(f"{len(done)}/{record['trials_planned']} trials ended; {len(record['trials']) - len(done)} in flight",
+              flush=True)
+
+    record = run_sweep(spec, args.out, runs_root=args.runs_dir, executor=executor, parallel=parallel,
+                       on_change=report)
+    best = record["best"]
+    if not best:
+        print("No trial finished an epoch, so there is no best run.", file=sys.stderr)
+        return 1
+    params = best["params"]
+    print(f"Best: trial {best['number']} ({params['strategy']}, lr {params['lr']:g}), "
+          f"validation score {best['value']:.3f}: {best['run']}")
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -192,7 +274,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "check": cmd_check, "train": cmd_train, "predict": cmd_predict, "evaluate": cmd_evaluate,
+    "check": cmd_check, "train": cmd_train, "sweep": cmd_sweep, "predict": cmd_predict, "evaluate": cmd_evaluate,
     "backbones": cmd_backbones, "synth": cmd_synth, "report": cmd_report, "export": cmd_export,
 }
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
 from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 
-__all__ = ["Runtime", "select_runtime", "cpu_supports_bf16", "physical_cores"]
+__all__ = ["Runtime", "select_runtime", "cpu_supports_bf16", "cuda_precision", "physical_cores"]
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,19 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
 
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """The loss scaler training needs in fp16 (small gradients underflow without it); a no-op otherwise.
+
+        A disabled scaler passes ``scale(loss)`` through and ``step(optimizer)`` calls the optimizer,
+        so the training loop uses it unconditionally.
+        """
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
     def describe(self) -> dict[str, object]:
-        return {"device": self.device.type, "precision": self.precision, "threads": self.threads}
+        """Where and how this run computes, for run_start and status.json (``gpu``: the GPU's name or None)."""
+        gpu = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else None
+        return {"device": self.device.type, "precision": self.precision, "threads": self.threads, "gpu": gpu,
+                "host": socket.gethostname()}
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,6 +64,16 @@ def cpu_supports_bf16() -> bool:
     return bool(mkldnn and mkldnn.is_available() and checker and checker())
 
 
+def cuda_precision(capability: tuple[int, int]) -> str:
+    """Autocast precision for a CUDA GPU of this compute capability.
+
+    bf16 only where the tensor cores do it natively (compute capability 8.0 and newer: Ampere,
+    Ada, Hopper ...); older GPUs get fp16 with a gradient scaler (:meth:`Runtime.grad_scaler`).
+    ``torch.cuda.is_bf16_supported()`` is not the test: it also counts bf16 emulated in fp32.
+    """
+    return "bf16" if tuple(capability) >= (8, 0) else "fp16"
+
+
 def physical_cores() -> int:
     """Physical cores (hyper-threads slow down small CPU matmuls)."""
     try:
@@ -64,7 +86,7 @@ def physical_cores() -> int:
 
 
 def select_runtime(prefer: str = "auto", precision: str = "auto") -> Runtime:
-    """Choose CUDA, then MPS, then CPU; bf16 autocast where the hardware does it natively.
+    """Choose CUDA, then MPS, then CPU; bf16 autocast where the hardware does it natively, fp16 on older GPUs.
 
     Args:
         prefer: "auto", "cpu", "cuda" or "mps".
@@ -74,7 +96,7 @@ def select_runtime(prefer: str = "auto", precision: str = "auto") -> Runtime:
     precision = os.environ.get("GRAFT_PRECISION", precision)
     if prefer in ("auto", "cuda") and torch.cuda.is_available():
         device = torch.device("cuda")
-        auto = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        auto = cuda_precision(torch.cuda.get_device_capability(device))
     elif prefer in ("auto", "mps") and torch.backends.mps.is_available():
         device, auto = torch.device("mps"), "fp32"
     else:

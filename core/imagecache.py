@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -9,9 +10,24 @@ import numpy as np
 
 from .datasets import cache_root
 from .images import load_resized
+from .device import physical_cores
 from .parallel import ProgressFn, imap_progress
 
-__all__ = ["decoded_images", "cache_key", "ram_limit_bytes"]
+__all__ = ["decoded_images", "cache_key", "ram_limit_bytes", "use_processes"]
+
+PROCESS_MIN_PHOTOS = 2000  # below this a process pool's start-up costs more than it saves
+PROCESS_MIN_CORES = 4
+
+
+def use_processes(n_photos: int) -> bool:
+    """Decode with worker processes on many-core machines and large datasets, else threads.
+
+    ``GRAFT_DECODE_POOL=threads|processes`` overrides. See docs/scale-out.md for the measurements.
+    """
+    forced = os.environ.get("GRAFT_DECODE_POOL", "").strip().lower()
+    if forced in ("threads", "processes"):
+        return forced == "processes"
+    return n_photos >= PROCESS_MIN_PHOTOS and physical_cores() >= PROCESS_MIN_CORES
 
 
 def ram_limit_bytes() -> int:
@@ -44,7 +60,9 @@ def decoded_images(paths: list[str], hashes: list[str], size: int,
     tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-        for i, arr in enumerate(imap_progress(lambda p: load_resized(p, size), paths, len(paths), progress)):
+        decode = functools.partial(load_resized, size=size)  # picklable, for worker processes
+        for i, arr in enumerate(imap_progress(decode, paths, len(paths), progress,
+                                              processes=use_processes(len(paths)))):
             out[i] = arr
         out.flush()
         del out

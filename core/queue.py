@@ -48,6 +48,8 @@ def _is_my_turn(runs_root: Path, my_run: Path) -> bool:
     for other in runs_root.iterdir():
         if other == my_run or not other.is_dir():
             continue
+        if (read_json(other / "status.json", {}) or {}).get("executor", "local") != "local":
+            continue  # a run on a cluster waits in the cluster's queue, not in this computer's
         status = read_status(other)
         if status.get("state") == "queued" and (status.get("created", 0), other.name) < (mine, my_run.name):
             return False

@@ -6,8 +6,6 @@ import json
 import os
 import re
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,12 +16,15 @@ from .errors import GraftError
 from .jsonio import append_jsonl, read_json, write_json_atomic
 
 __all__ = ["RunFolder", "new_run_dir", "launch_run", "read_status", "list_runs", "request_stop",
-           "ACTIVE_STATES", "FINAL_STATES", "STALE_AFTER_S", "slugify"]
+           "request_stop_file", "local_live_status", "pid_alive", "ACTIVE_STATES", "FINAL_STATES",
+           "STALE_AFTER_S", "slugify"]
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "stopped", "interrupted")
 STALE_AFTER_S = 45.0  # a live process writes a heartbeat every few seconds
 HEARTBEAT_S = 3.0
+INTERRUPTED_MESSAGE = ("The training process ended unexpectedly. Restart the run, or resume it "
+                       "from its last checkpoint.")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -175,7 +176,8 @@ class Heartbeat:
         self._thread.join(timeout=2)
 
 
-def _alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` of this computer is running (a zombie is not)."""
     if not pid:
         return False
     try:
@@ -195,42 +197,53 @@ def _not_zombie(pid: int) -> bool:
         return True
 
 
-def read_status(run_dir: str | Path) -> dict[str, Any]:
-    """The run's true state: an active run whose process is gone or silent is 'interrupted'."""
-    status = read_json(Path(run_dir) / "status.json", None)
-    if not isinstance(status, dict):
-        return {"state": "unknown", "message": "This run has no status yet."}
+def local_live_status(status: dict[str, Any]) -> dict[str, Any]:
+    """A run on this computer: an active one whose process is gone or silent is 'interrupted'."""
     if status.get("state") in ACTIVE_STATES:
         silent = time.time() - float(status.get("heartbeat", 0)) > STALE_AFTER_S
-        if silent or not _alive(status.get("pid")):
-            status = {**status, "state": "interrupted",
-                      "message": "The training process ended unexpectedly. Restart the run, or resume it "
-                                 "from its last checkpoint."}
+        if silent or not pid_alive(status.get("pid")):
+            status = {**status, "state": "interrupted", "message": INTERRUPTED_MESSAGE}
     return status
 
 
-def request_stop(run_dir: str | Path) -> None:
-    """Ask a run to stop after the current batch (honoured by the training process)."""
+def read_status(run_dir: str | Path) -> dict[str, Any]:
+    """The run's true state: an active run whose process (or cluster job) is gone is 'interrupted'."""
+    status = read_json(Path(run_dir) / "status.json", None)
+    if not isinstance(status, dict):
+        return {"state": "unknown", "message": "This run has no status yet."}
+    if status.get("state") not in ACTIVE_STATES:
+        return status
+    if status.get("executor", "local") == "local":
+        return local_live_status(status)
+    from .executors import executor_for_status  # local: the seam imports this module
+
+    return executor_for_status(status).live_status(Path(run_dir), status)
+
+
+def request_stop_file(run_dir: str | Path) -> None:
+    """Leave the ``stop`` file that a training process honours after the current batch."""
     (Path(run_dir) / "stop").write_text("stop requested\n", encoding="utf-8")
 
 
-def launch_run(config: RunConfig, *, resume: bool = False) -> RunFolder:
-    """Write the config and start ``python -m core train --config ...`` as its own process.
+def request_stop(run_dir: str | Path) -> None:
+    """Ask a run to stop after the current batch, wherever it trains (its executor does the asking)."""
+    from .executors import executor_for_status
 
-    The process is detached from the app (own session), so closing the tab or restarting
-    the app doesn't end it; the app only reads the run folder.
+    status = read_json(Path(run_dir) / "status.json", {}) or {}
+    executor_for_status(status if isinstance(status, dict) else {}).stop(Path(run_dir))
+
+
+def launch_run(config: RunConfig, *, resume: bool = False, executor: Any = None) -> RunFolder:
+    """Write the config and start ``python -m core train --config ...`` in the background.
+
+    Where it trains is the executor's business (core/executors): by default the one the
+    workspace's settings (or ``GRAFT_EXECUTOR``) name, else this computer. The app only
+    reads the run folder.
     """
-    run = RunFolder(config.out)
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.write_config(config)
-    run.set_status("queued", "Waiting to start.")
-    cmd = [sys.executable, "-m", "core", "train", "--config", str(run.config_file)] + (["--resume"] if resume else [])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
-    with open(run.log_file, "ab") as log:
-        proc = subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    run.set_status("queued", "Waiting to start.", pid=proc.pid)
-    return run
+    from .executors import executor_settings, get_executor
+
+    chosen = executor or get_executor(executor_settings(config.workspace))
+    return chosen.launch(config, resume=resume)
 
 
 def list_runs(runs_root: str | Path) -> list[dict[str, Any]]:

@@ -1,0 +1,55 @@
+"""The ``local`` executor: the run is a process on this computer (the default, unchanged)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..config import RunConfig
+from ..runs import PROJECT_ROOT, RunFolder, local_live_status, request_stop_file
+
+__all__ = ["LocalExecutor", "THIS_COMPUTER"]
+
+THIS_COMPUTER = "this computer"
+
+
+class LocalExecutor:
+    """Runs ``python -m core train`` here; runs queue on the workspace's file-lock slots (core/queue.py)."""
+
+    name = "local"
+
+    def launch(self, config: RunConfig, *, resume: bool = False) -> RunFolder:
+        """Write the config and start the CLI as its own detached process.
+
+        The process has its own session, so closing the tab or restarting the app doesn't end it;
+        the app only reads the run folder.
+        """
+        run = RunFolder(config.out)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_config(config)
+        run.set_status("queued", "Waiting to start.", executor=self.name, where=THIS_COMPUTER)
+        cmd = [sys.executable, "-m", "core", "train", "--config", str(run.config_file), "--executor", "local"]
+        cmd += ["--resume"] if resume else []
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
+        with open(run.log_file, "ab") as log:
+            proc = subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        run.set_status("queued", "Waiting to start.", pid=proc.pid)
+        return run
+
+    def run(self, config: RunConfig, *, resume: bool = False) -> int:
+        """Train in this process; 0 when the run ended done or stopped, else 1."""
+        from ..pipeline import train_run  # torch: only when training here
+
+        RunFolder(config.out).path.mkdir(parents=True, exist_ok=True)
+        state = train_run(config, resume=resume)
+        return 0 if state in ("done", "stopped") else 1
+
+    def stop(self, run_dir: Path) -> None:
+        request_stop_file(run_dir)
+
+    def live_status(self, run_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
+        return local_live_status(status)
