@@ -8,8 +8,8 @@ import os
 import numpy as np
 
 from .datasets import cache_root
-from .images import load_resized
 from .parallel import ProgressFn, imap_progress
+from .preprocess import Preprocessing, model_pixels
 
 __all__ = ["decoded_images", "cache_key", "ram_limit_bytes"]
 
@@ -19,20 +19,23 @@ def ram_limit_bytes() -> int:
     return int(float(os.environ.get("GRAFT_CACHE_RAM_MB", "2048")) * 1024 * 1024)
 
 
-def cache_key(paths: list[str], hashes: list[str], size: int) -> str:
-    h = hashlib.sha256(f"v1|{size}".encode())
+def cache_key(paths: list[str], hashes: list[str], size: int, tag: str = "") -> str:
+    h = hashlib.sha256(f"v1|{size}{tag}".encode())
     for path, digest in zip(paths, hashes):
         h.update(f"{digest or path}\n".encode())
     return h.hexdigest()[:20]
 
 
-def decoded_images(paths: list[str], hashes: list[str], size: int,
-                   progress: ProgressFn | None = None) -> np.ndarray:
-    """An (N, size, size, 3) uint8 array of the photos, decoded at most once per size.
+def decoded_images(paths: list[str], hashes: list[str], size: int, progress: ProgressFn | None = None,
+                   prep: Preprocessing | None = None) -> np.ndarray:
+    """An (N, size, size, 3) uint8 array of the photos, decoded at most once per size and preprocessing.
 
-    The array is stored under the cache folder and reused by later runs on the same photos.
+    Each photo goes through :func:`core.preprocess.model_pixels` (default: ``Preprocessing(size)``,
+    the whole photo squashed). The array is stored under the cache folder and reused by later runs
+    on the same photos.
     """
-    target = cache_root() / "images" / f"{cache_key(paths, hashes, size)}_{size}.npy"
+    prep = prep or Preprocessing(size)
+    target = cache_root() / "images" / f"{cache_key(paths, hashes, size, prep.cache_tag())}_{size}.npy"
     nbytes = len(paths) * size * size * 3
     mmap = nbytes > ram_limit_bytes()
     if target.exists():
@@ -44,7 +47,7 @@ def decoded_images(paths: list[str], hashes: list[str], size: int,
     tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-        for i, arr in enumerate(imap_progress(lambda p: load_resized(p, size), paths, len(paths), progress)):
+        for i, arr in enumerate(imap_progress(lambda p: model_pixels(p, prep), paths, len(paths), progress)):
             out[i] = arr
         out.flush()
         del out
