@@ -80,6 +80,8 @@ def _inspect(path: str) -> _Facts:
         with Image.open(path) as header:  # draft() shrinks JPEGs, so read the size from the header
             size = header.size
             raw_max = high_bit_max(header) if header.mode in HIGH_BIT_MODES else None
+        if raw_max is not None:  # on its own scale, so a 12-bit photo's look isn't near-black (all "copies")
+            image = open_rgb(path, draft=(64, 64), bit_depth=choose_bit_depth(raw_max))
         if size[0] != size[1] and (image.width > image.height) != (size[0] > size[1]):
             size = (size[1], size[0])  # EXIF turned it upright
         return _Facts(content_hash(path), size, "", look_of(image), raw_max)

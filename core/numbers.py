@@ -55,7 +55,7 @@ def fmt_score(value: float | None, digits: int = 3) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def fmt_against(value: float, threshold: float, digits: int = 2, max_digits: int = 6) -> tuple[str, str]:
+def fmt_against(value: float, threshold: float, digits: int = 2, max_digits: int = 10) -> tuple[str, str]:
     """A score and the threshold it is compared with, rounded alike and far enough apart to tell.
 
     ``fmt_against(0.5196, 0.52)`` gives ``("0.5196", "0.5200")``, never ``("0.52", "0.520")``.
