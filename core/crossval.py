@@ -45,8 +45,9 @@ if TYPE_CHECKING:
     from .fitting import Fitted, Fitter
     from .pipeline import Prepared
 
-__all__ = ["CrossVal", "FoldResult", "default_folds", "resolve_folds", "assign_folds", "run_crossval",
-           "cross_fit_thresholds", "has_progress", "CV_MAX_PHOTOS", "DEFAULT_FOLDS", "CROSSVAL_DIR"]
+__all__ = ["CrossVal", "FoldResult", "default_folds", "relative_cost", "resolve_folds", "assign_folds",
+           "fold_splits", "final_epochs", "run_crossval", "oof_probs", "oof_task_probs", "cross_fit_thresholds",
+           "has_progress", "CV_MAX_PHOTOS", "DEFAULT_FOLDS", "CROSSVAL_DIR"]
 
 CV_MAX_PHOTOS, DEFAULT_FOLDS, CROSSVAL_DIR = 300, 5, "crossval"
 Splits = dict[str, list[int]]
@@ -55,6 +56,21 @@ Splits = dict[str, list[int]]
 def default_folds(n_photos: int) -> int:
     """5 folds for 300 photos or fewer (a single split leaves too few to choose on), else one split."""
     return DEFAULT_FOLDS if n_photos <= CV_MAX_PHOTOS else 1
+
+
+def relative_cost(folds: int, strategy: str, val_fraction: float = 0.15, test_fraction: float = 0.15) -> float:
+    """About how many times one split's training time a run with ``folds`` folds takes (for a time estimate).
+
+    One split trains on ``1 - val - test`` of the photos. A K-fold run trains K models on
+    ``(K-1)/K * (1 - val)`` of them and a final one on all. Feature extraction computes the features
+    once and fits only small heads, so there the folds add little (the decode and the features dominate).
+    """
+    if folds < 2:
+        return 1.0
+    if strategy == "feature-extraction":
+        return 1.0 + 0.1 * folds
+    single = max(1e-6, 1.0 - val_fraction - test_fraction)
+    return ((folds - 1) * (1.0 - val_fraction) + 1.0) / single
 
 
 def resolve_folds(requested: int | None, prep: "Prepared") -> int:
@@ -75,7 +91,7 @@ def resolve_folds(requested: int | None, prep: "Prepared") -> int:
 def assign_folds(prep: "Prepared", folds: int, seed: int) -> list[int]:
     """Fold number (1..K) per photo: stratified by class, each copy group in one fold.
 
-    Fewer folds are used when there are fewer copy groups than folds.
+    Fewer folds are used when there are fewer copy groups (or photos in the largest class) than folds.
 
     Raises:
         GraftError: fewer than two groups of distinct photos.
@@ -87,7 +103,7 @@ def assign_folds(prep: "Prepared", folds: int, seed: int) -> list[int]:
     ids = {key: n for n, key in enumerate(dict.fromkeys(keys))}
     groups = np.array([ids[key] for key in keys])
     y = np.array([prep.ds.classes.index(s.label) for s in samples])
-    k = min(folds, len(ids))
+    k = min(folds, len(ids), int(np.bincount(y).max()))  # no more folds than the largest class has photos
     if k < 2:
         raise GraftError("There are too few different photos to cross-validate.", hint="Add photos to each class.")
     out = np.zeros(len(samples), dtype=int)

@@ -155,3 +155,11 @@ def test_folds_on_a_csv_with_fixed_splits_are_refused(tmp_path: Path, capsys: py
         from core.config import RunConfig
 
         RunConfig(data="x", out="y", folds=0)
+
+
+def test_relative_cost_for_the_time_estimate() -> None:
+    from core.crossval import relative_cost
+
+    assert relative_cost(1, "fine-tune") == 1.0
+    assert relative_cost(5, "feature-extraction") <= 1.5  # the features are computed once for every fold
+    assert 5 < relative_cost(5, "fine-tune") < 7  # five fits on 68% of the photos and one on all, against 70%
