@@ -39,7 +39,8 @@ def folder_in_workspace(root: str | Path, text: str) -> Path:
     return path
 
 
-def labels_from_folders(files: Sequence[str | Path], root: str | Path | None, classes: Sequence[str]) -> list[str | None]:
+def labels_from_folders(files: Sequence[str | Path], root: str | Path | None,
+                        classes: Sequence[str]) -> list[str | None]:
     """The true class of each photo from its top folder under ``root`` (``root/scratch/a.png`` -> ``scratch``).
 
     A photo outside a folder named like one of the model's classes gets None (unlabelled).

@@ -50,6 +50,7 @@ __all__ = ["CrossVal", "FoldResult", "default_folds", "relative_cost", "resolve_
            "has_progress", "CV_MAX_PHOTOS", "DEFAULT_FOLDS", "CROSSVAL_DIR"]
 
 CV_MAX_PHOTOS, DEFAULT_FOLDS, CROSSVAL_DIR = 300, 5, "crossval"
+STATUS_EVERY_S = 1.0  # the live view polls once a second; a fold's many short epochs need not each fsync status.json
 Splits = dict[str, list[int]]
 
 
@@ -376,6 +377,7 @@ class _StageRun:
         self.run, self.path, self.fields, self.label, self.clock = run, run.path, fields, label, clock
         self.stop_after = stop_after
         self._fit_total: float | None = None
+        self._status_at = 0.0
 
     def _total(self, event: str, data: dict[str, Any]) -> float:
         elapsed = float(data["elapsed_s"])
@@ -393,6 +395,10 @@ class _StageRun:
         self.run.emit(event, **data, **self.fields)
 
     def set_status(self, state: str, message: str = "", **extra: Any) -> None:
+        now = time.monotonic()
+        if now - self._status_at < STATUS_EVERY_S:
+            return  # the events still record every epoch
+        self._status_at = now
         if "eta_s" in extra:
             extra["eta_s"] = self.clock.eta(self._fit_total)
         self.run.set_status(state, f"{self.label}. {message}".strip(), **extra, **self.fields)

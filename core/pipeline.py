@@ -18,6 +18,7 @@ import torch
 
 from .callbacks import StopRequested, StopWatcher
 from .check import CheckReport, check_dataset
+from .checkpoint import has_checkpoint
 from .config import RunConfig
 from .crossval import resolve_folds, run_crossval
 from .datasets import Dataset, load_dataset
@@ -131,9 +132,15 @@ def _progress(run: RunFolder, phase: str, label: str, stopper: StopWatcher | Non
     return report
 
 
-def _resolve(config: RunConfig, prep: Prepared, run: RunFolder) -> RunConfig:
-    """Fill in what the config left to the data (folds, resize) and record it in config.json."""
-    folds = resolve_folds(config.folds, prep)
+def _resolve(config: RunConfig, prep: Prepared, run: RunFolder, resume: bool) -> RunConfig:
+    """Fill in what the config left to the data (folds, resize) and record it in config.json.
+
+    A run from before cross-validation existed (no folds recorded) resumes as the one split it was.
+    """
+    requested = config.folds
+    if requested is None and resume and has_checkpoint(run.path):
+        requested = 1
+    folds = resolve_folds(requested, prep)
     if folds == 1 and not prep.splits["val"]:
         raise GraftError("There are too few photos to keep some aside for checking.", hint="Add photos to each class.")
     resolved = config.replace(folds=folds, resize=config.resize or prep.report.resize)
@@ -165,7 +172,7 @@ def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     prep = prepare(config, run, stopper)
-    config = _resolve(config, prep, run)
+    config = _resolve(config, prep, run, resume)
     fitter = Fitter(config, prep, run, stopper, decode_progress=_progress(run, "decode", "Preparing photos", stopper))
     settings = _preprocessing(config, prep, fitter, run, stopper)
     _emit_start(run, config, prep, fitter.runtime, fitter.backbone, fitter.image_size)

@@ -227,7 +227,7 @@ def _split_text(run: RunData) -> str:
                      "cross-validation; these are that fold's photos.)")
     issues = [f"{len(run.check.get(k) or [])} {label}" for k, label in
               (("unreadable", "unreadable files were skipped"), ("duplicates", "duplicate photos were found"),
-               ("near_duplicates", "sets of near-copies were kept together"))
+               ("near_duplicates", "set(s) of near-copies were kept together"))
               if run.check.get(k)]
     return f"<p>{text}</p>" + (f'<p class="note">{_e("; ".join(issues))}.</p>' if issues else "")
 
@@ -322,11 +322,14 @@ def _results(run: RunData) -> str:
         cards.append(("False alarms", _pct(m.get("false_alarm_rate")),
                       f"{m.get('false_alarms', 0)} of {m.get('good_parts', 0)} good parts flagged",
                       _range(run, "false_alarm_rate")))
-        rule = ("each fold's threshold was chosen on the other folds" if m.get("evaluated_on") == "oof" else
-                "picked on the checking photos")
-        lead = (f"At the alarm threshold training chose ({fmt_score(m.get('threshold'))}, {rule}): a part is "
-                "flagged when the model is at least that sure it shows a defect. Measured on "
-                f"{_e(held_out_words(m))}. The 95% ranges say where the true rates could lie.")
+        if m.get("evaluated_on") == "oof":
+            rule = (f"A part is flagged when the model is at least that sure it shows a defect: the delivered model "
+                    f"from {fmt_score(m.get('threshold'))} up; each fold's photos were judged with a threshold "
+                    "chosen on the other folds only.")
+        else:
+            rule = (f"A part is flagged when the model is at least {fmt_score(m.get('threshold'))} sure it shows a "
+                    "defect; that threshold was picked on the checking photos.")
+        lead = (f"{rule} Measured on {_e(held_out_words(m))}. The 95% ranges say where the true rates could lie.")
     else:
         cards.append(("Balanced accuracy", _pct(m.get("balanced_accuracy")),
                       "the average of each class's share found; every class counts equally",
@@ -569,8 +572,9 @@ def _verdict(run: RunData) -> Verdict:
 def _verdict_box(run: RunData) -> str:
     verdict = _verdict(run)
     t = run.decision.targets
-    targets = (f"Targets: catch at least {_pct(t.catch_rate)} of defects with at most {_pct(t.false_alarm_rate)} "
-               "false alarms." if run.good else f"Target: every class found at least {_pct(t.catch_rate)} of the time.")
+    targets = (f"Targets: catch at least {fmt_pct(t.catch_rate)} of defects with at most "
+               f"{fmt_pct(t.false_alarm_rate)} false alarms." if run.good else
+               f"Target: every class found at least {fmt_pct(t.catch_rate)} of the time.")
     return (f'<section id="verdict" class="verdict {verdict.level}"><div class="level">{_e(verdict.title)}</div>'
             f'<p>{_e(verdict.reason)}</p><p class="muted">{_e(targets)}</p></section>')
 

@@ -107,8 +107,8 @@ def _defects_above_chance(m: dict[str, Any], targets: Targets) -> Verdict:
         name, key = wide[0]
         low, high = ranges.get(key) or (0.0, 1.0)
         return Verdict("promising", f"It is better than guessing, but with {m['defects']} defective and "
-                                    f"{m['good_parts']} good photos its {name} could be anywhere from "
-                                    f"{fmt_range(low, high)}.")
+                                    f"{m['good_parts']} good photos its {name} could be anywhere between "
+                                    f"{fmt_pct(low)} and {fmt_pct(high)}.")
     if catch < targets.catch_rate:
         return Verdict("promising", f"It catches {fmt_pct(catch)} of defects ({fmt_range(*ranges['catch_rate'])}); "
                                     f"the target is {fmt_pct(targets.catch_rate)}.")
@@ -137,7 +137,7 @@ def _judge_classes(m: dict[str, Any], targets: Targets) -> Verdict:
     if _width(m, "balanced_accuracy") > WIDE_RANGE:
         lo, hi = m["ranges"]["balanced_accuracy"]
         return Verdict("promising", f"It is better than guessing, but with {m['n']} photos its balanced accuracy "
-                                    f"could be anywhere from {fmt_range(lo, hi)}.")
+                                    f"could be anywhere between {fmt_pct(lo)} and {fmt_pct(hi)}.")
     per_class = m.get("per_class") or {}
     worst = min(scored, key=lambda c: per_class[c]["recall"])
     if per_class[worst]["recall"] < targets.catch_rate:

@@ -74,7 +74,7 @@ def test_perfect_on_a_handful_of_photos_is_promising_not_ready() -> None:
     width = m["ranges"]["catch_rate"][1] - m["ranges"]["catch_rate"][0]
     assert width > WIDE_RANGE
     v = judge(m)
-    assert v.level == "promising" and "anywhere from" in v.reason
+    assert v.level == "promising" and "anywhere between" in v.reason
 
 
 def test_targets_decide_between_promising_and_ready() -> None:

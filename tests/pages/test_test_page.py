@@ -7,7 +7,6 @@ page also takes photo paths from ``st.session_state["test_images"]``, tested her
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 
