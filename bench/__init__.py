@@ -26,6 +26,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "prediction": ("prediction", "predict"),
     "transfer": ("transfer", "transfer"),
     "memory": ("memory", "memory"),
+    "crossval": ("crossval", "features"),  # issue 9: what K-fold cross-validation costs
 }
 
 

@@ -39,6 +39,7 @@ class TrainResult:
 
 def train(data: Path, out: Path, **options: Any) -> TrainResult:
     """``python -m core train`` without the subprocess: the same train_run, same files."""
+    options.setdefault("folds", 1)  # each section times one training run; cross-validation has its own section
     config = RunConfig(data=str(data), out=str(out), **options)
     started, t0 = time.time(), time.perf_counter()
     state = train_run(config)

@@ -74,8 +74,9 @@ def _advice_data(metrics: dict[str, Any], check: dict[str, Any]) -> list[Advice]
                               f"Graft already gives rare classes more weight, but more '{small}' photos help most. "
                               "Judge the model by the catch rate, not by accuracy."))
     n = int(metrics.get("n") or 0)
+    held = {"oof": "scored", "val": "validation"}.get(str(metrics.get("evaluated_on")), "test")
     if 0 < n < SMALL_TEST:
-        out.append(Advice("tip", f"Only {n} test photos: read the numbers as rough",
+        out.append(Advice("tip", f"Only {n} {held} photos: read the numbers as rough",
                           f"Each photo moves accuracy by {100 / n:.0f} points. The ranges next to the numbers show "
                           "how far off they could be; more photos make them narrower."))
     return out

@@ -1,13 +1,18 @@
-"""Batch tests of many photos: folders a user may name, table rows and counts."""
+"""Batch tests of many photos: folders a user may name, table rows, counts, and, when the photos sit in
+class folders, how the model did against those labels (with 95% ranges)."""
 
 from __future__ import annotations
 
+import csv
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import GraftError
+from .metrics import DEFECT_ANSWER, GOOD_ANSWER, UNCERTAIN_ANSWER, wilson_interval
 
-__all__ = ["folder_in_workspace", "batch_rows", "batch_summary"]
+__all__ = ["folder_in_workspace", "batch_rows", "batch_summary", "labels_from_folders", "batch_score",
+           "write_rows_csv"]
 
 
 def folder_in_workspace(root: str | Path, text: str) -> Path:
@@ -34,26 +39,61 @@ def folder_in_workspace(root: str | Path, text: str) -> Path:
     return path
 
 
-def batch_rows(predictions: Sequence[Any], good_class: str | None, root: str | Path | None = None) -> list[dict[str, Any]]:
-    """Table rows for a batch test: photo, verdict, confidence, defect score, flagged, problem.
+def labels_from_folders(files: Sequence[str | Path], root: str | Path | None,
+                        classes: Sequence[str]) -> list[str | None]:
+    """The true class of each photo from its top folder under ``root`` (``root/scratch/a.png`` -> ``scratch``).
+
+    A photo outside a folder named like one of the model's classes gets None (unlabelled).
+    """
+    if root is None:
+        return [None] * len(files)
+    known, out = set(classes), []
+    for f in files:
+        try:
+            parts = Path(f).resolve().relative_to(Path(root).resolve()).parts
+        except ValueError:
+            parts = ()
+        out.append(parts[0] if len(parts) > 1 and parts[0] in known else None)
+    return out
+
+
+def _verdict(p: Any, good_class: str | None) -> str | None:
+    if p.error:
+        return None
+    if getattr(p, "verdict", None):
+        return p.verdict
+    if good_class is None:
+        return p.label
+    return GOOD_ANSWER if p.label == good_class else DEFECT_ANSWER
+
+
+def batch_rows(predictions: Sequence[Any], good_class: str | None, root: str | Path | None = None,
+               labels: Sequence[str | None] | None = None) -> list[dict[str, Any]]:
+    """Table rows for a batch test: photo, verdict, predicted class, confidence, defect score, flagged, problem.
 
     Args:
         predictions: :class:`core.predict.Prediction` objects.
         good_class: the model's good class (None: no flagged column).
         root: folder the photo names are shown relative to.
+        labels: the true class per photo (e.g. from :func:`labels_from_folders`); adds ``label`` and
+            ``correct`` columns.
     """
     rows = []
-    for p in predictions:
+    for n, p in enumerate(predictions):
         name = p.source
         if root is not None:
             try:
                 name = Path(p.source).relative_to(root).as_posix()
             except ValueError:
                 pass
-        row: dict[str, Any] = {"photo": name, "predicted": p.label, "confidence": None if p.error else p.confidence}
+        row: dict[str, Any] = {"photo": name, "verdict": _verdict(p, good_class), "predicted": p.label,
+                               "confidence": None if p.error else p.confidence}
         if good_class is not None:
             row["defect_score"] = p.defect_score
             row["flagged"] = None if p.error else p.label != good_class
+        if labels is not None:
+            row["label"] = labels[n]
+            row["correct"] = None if p.error or labels[n] is None else p.label == labels[n]
         row["problem"] = p.error
         rows.append(row)
     return rows
@@ -68,3 +108,47 @@ def batch_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     flagged = sum(1 for r in readable if r.get("flagged")) if any("flagged" in r for r in rows) else None
     return {"photos": len(rows), "readable": len(readable), "unreadable": len(rows) - len(readable),
             "per_class": dict(sorted(per_class.items(), key=lambda kv: -kv[1])), "flagged": flagged}
+
+
+def _rate(k: int, n: int) -> dict[str, Any] | None:
+    if not n:
+        return None
+    return {"k": int(k), "n": int(n), "value": k / n, "range": list(wilson_interval(k, n))}
+
+
+def batch_score(rows: Sequence[dict[str, Any]], classes: Sequence[str], good_class: str | None) -> dict[str, Any]:
+    """How the batch did against its labels: accuracy, catch rate and false alarms, each with a 95% range.
+
+    Only readable photos with a label count. Catch rate and false alarms are decided by the threshold
+    (as the ``predicted`` column); ``sent_to_person`` is the share the uncertain band would send to a person.
+
+    Returns:
+        ``n`` and, each as ``{"k", "n", "value", "range"}`` (None when nothing to count):
+        ``accuracy``, ``catch_rate``, ``false_alarm_rate`` (with a good class), ``sent_to_person``.
+    """
+    scored = [r for r in rows if not r.get("problem") and r.get("label") in classes]
+    out: dict[str, Any] = {"n": len(scored), "accuracy": _rate(sum(r["predicted"] == r["label"] for r in scored),
+                                                                 len(scored)),
+                           "sent_to_person": _rate(sum(r.get("verdict") == UNCERTAIN_ANSWER for r in scored),
+                                                   len(scored))}
+    if good_class is not None:
+        defects = [r for r in scored if r["label"] != good_class]
+        good = [r for r in scored if r["label"] == good_class]
+        out["catch_rate"] = _rate(sum(r["predicted"] != good_class for r in defects), len(defects))
+        out["false_alarm_rate"] = _rate(sum(r["predicted"] != good_class for r in good), len(good))
+    return out
+
+
+def write_rows_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows as CSV; numbers at full precision (``repr``), so a score and its verdict never disagree."""
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: repr(v) if isinstance(v, float) else ("" if v is None else v) for k, v in r.items()})
+    os.replace(tmp, path)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Callable
 
 from .errors import GraftError
+from .numbers import fmt_pct, fmt_range
 
 __all__ = ["main"]
 
@@ -29,7 +31,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--patience", type=int, default=None)
     p.add_argument("--workspace", default=None, help="share the training queue of this workspace")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--folds", type=int, default=None,
+                   help="K >= 2: K-fold cross-validation (every photo scored by a model that didn't train on it; "
+                        "the model that ships trains on all); 1: one train/val/test split. Default: 5 folds for "
+                        "300 photos or fewer, else one split")
+    p.add_argument("--resize", choices=["squash", "pad"], default=None,
+                   help="squash the whole photo to a square, or pad it (keeps shapes); default from the photos' shapes")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint "
+                   "(cross-validation: from its last finished fold)")
     _add_executor_options(p)
     p.add_argument("--follow", action="store_true",
                    help="with --executor ray: follow the run's job again (e.g. after this computer restarted)")
@@ -78,8 +87,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_sweep(sub)
     p = sub.add_parser("predict", help="score photos with a trained model")
     p.add_argument("model", help="a run folder or its model/ folder")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--csv", default=None)
+    p.add_argument("images", nargs="+", help="photos or folders; a folder of class folders is scored against them")
+    p.add_argument("--csv", default=None, help="write one row per photo (with a verdict column: good, defect, "
+                   "uncertain, or the class without a good class)")
     p = sub.add_parser("evaluate", help="score a model on a labelled dataset")
     p.add_argument("model")
     p.add_argument("data")
@@ -116,7 +126,8 @@ def _train_config(args: argparse.Namespace):
             raise GraftError("Name a dataset and a run folder: python -m core train DATA --out RUN_DIR.")
         config = RunConfig(data=args.data, out=args.out)
     overrides = {k: getattr(args, k) for k in ("backbone", "start", "strategy", "good_class", "epochs", "image_size",
-                                                "batch_size", "lr", "seed", "patience", "workspace")
+                                                "batch_size", "lr", "seed", "patience", "workspace", "folds",
+                                                "resize")
                  if getattr(args, k) is not None}
     if args.out and args.config:
         overrides["out"] = args.out
@@ -204,22 +215,36 @@ def _format_report(report) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import csv
-
+    from .batch import batch_rows, batch_score, labels_from_folders, write_rows_csv
     from .predict import Predictor, list_images
 
     predictor = Predictor.load(args.model)
-    rows = [p.to_row() for p in predictor.predict(list_images(args.images))]
+    files = list_images(args.images)
+    results = predictor.predict(files)
+    root = args.images[0] if len(args.images) == 1 and Path(args.images[0]).is_dir() else None
+    labels = labels_from_folders(files, root, predictor.classes) if root else None
+    rows = batch_rows(results, predictor.spec.good_class, root, labels)
     if args.csv:
-        fields = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k) if k in rows[0] else 99)
-        with open(args.csv, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows_csv(args.csv, [{**row, **{f"p_{c}": v for c, v in p.scores.items()}}
+                                  for row, p in zip(rows, results)])
     for r in rows:
-        extra = f"  ({r['error']})" if r.get("error") else f"  {r['confidence']:.1%}"
-        print(f"{r['image']}: {r['predicted']}{extra}")
+        extra = f"  ({r['problem']})" if r.get("problem") else f"  {fmt_pct(r['confidence'], 1)}"
+        print(f"{r['photo']}: {r['verdict'] or r['predicted']}{extra}")
+    if labels is not None and any(labels):
+        print(_score_lines(batch_score(rows, predictor.classes, predictor.spec.good_class)))
     return 0
+
+
+def _score_lines(scored: dict) -> str:
+    """The batch's figures against its folders' labels, with 95% ranges."""
+    lines = [f"Against the class folders ({scored['n']} labelled photos):"]
+    for key, words in (("accuracy", "right"), ("catch_rate", "defects caught"), ("false_alarm_rate", "false alarms"),
+                       ("sent_to_person", "sent to a person (uncertain)")):
+        rate = scored.get(key)
+        if rate:
+            lines.append(f"  {words}: {fmt_pct(rate['value'])} ({rate['k']} of {rate['n']}; 95% range "
+                         f"{fmt_range(*rate['range'])})")
+    return "\n".join(lines)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -228,11 +253,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     metrics = evaluate_model(args.model, args.data)
     if args.json:
         print(json.dumps(metrics, indent=2))
+        return 0
+    overlap = metrics.get("overlap") or {}
+    if overlap.get("training_photos"):
+        print(f"Warning: {overlap['training_photos']} of {overlap['photos']} photos were training photos of this "
+              f"model (same content), e.g. {', '.join(overlap['examples'])}. They are left out of the numbers "
+              "below and reported separately.", file=sys.stderr)
+    if not metrics.get("n"):
+        print("Every photo of this dataset was a training photo of the model: there is nothing fresh to measure.")
     else:
-        print(f"Accuracy {metrics['accuracy']:.1%}, macro-F1 {metrics['macro_f1']:.3f} on {metrics['n']} photos.")
-        if metrics.get("catch_rate") is not None:
-            print(f"Defects caught {metrics['catch_rate']:.1%}, false alarms {metrics['false_alarm_rate']:.1%}.")
+        print(_evaluate_lines(metrics, "photos the model did not train on"))
+    if overlap.get("metrics_training_photos"):
+        print(_evaluate_lines(overlap["metrics_training_photos"], "of its training photos (optimistic)"))
     return 0
+
+
+def _evaluate_lines(m: dict, what: str) -> str:
+    ranges = m.get("ranges") or {}
+    line = (f"Accuracy {fmt_pct(m['accuracy'], 1)} ({fmt_range(*(ranges.get('accuracy') or (None, None)))}), "
+            f"macro-F1 {m['macro_f1']:.3f} on {m['n']} {what}.")
+    if m.get("catch_rate") is not None:
+        line += (f"\nDefects caught {fmt_pct(m['catch_rate'], 1)} ({fmt_range(*ranges['catch_rate'])})"
+                 + (f", false alarms {fmt_pct(m['false_alarm_rate'], 1)} ({fmt_range(*ranges['false_alarm_rate'])})."
+                    if m.get("false_alarm_rate") is not None else "."))
+    if m.get("verdict"):
+        line += f"\n{m['verdict']['title']}: {m['verdict']['reason']}"
+    return line
 
 
 def cmd_backbones(args: argparse.Namespace) -> int:

@@ -45,7 +45,9 @@ STRATEGY_DEFAULTS: dict[Strategy, dict[str, Any]] = {
 class RunConfig:
     """Everything needed to reproduce one training run.
 
-    ``epochs`` and ``lr`` of ``None`` mean "the strategy's default".
+    ``epochs`` and ``lr`` of ``None`` mean "the strategy's default". ``folds`` and ``resize`` of
+    ``None`` are decided when the run starts (from the dataset's size and the photos' shapes) and the
+    decision is written back into the run's ``config.json``.
     """
 
     data: str
@@ -65,6 +67,8 @@ class RunConfig:
     workspace: str | None = None
     name: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    folds: int | None = None  # 1: one train/val/test split; K >= 2: K-fold cross-validation; None: by dataset size
+    resize: str | None = None  # "squash" or "pad"; None: chosen from the photos' shapes (the dataset check)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
@@ -76,6 +80,11 @@ class RunConfig:
             raise GraftError("Epochs must be at least 1.")
         if self.lr is not None and not (0 < self.lr < 1):
             raise GraftError("The learning rate must be between 0 and 1 (for example 0.002).")
+        if self.folds is not None and not 1 <= int(self.folds) <= 20:
+            raise GraftError("Folds must be between 1 (one split) and 20.", hint="5 folds suit 50 to 300 photos.")
+        if self.resize is not None and self.resize not in ("squash", "pad"):
+            raise GraftError(f"Unknown resize '{self.resize}'.", hint="Use squash (stretch the whole photo) or pad "
+                                                                        "(keep its shape, fill the rest).")
 
     @property
     def resolved_epochs(self) -> int:

@@ -13,9 +13,12 @@ from .archives import ArchiveError, safe_extract_zip, unwrap_single_folder
 from .errors import GraftError
 from .images import content_hash, has_image_extension
 
-__all__ = ["Sample", "Dataset", "load_dataset", "cache_root", "SPLITS"]
+__all__ = ["Sample", "Dataset", "load_dataset", "cache_root", "check_csv_header", "SPLITS", "RESERVED_COLUMNS"]
 
 SPLITS = ("train", "val", "test")
+# Label columns Graft builds itself for multi-task runs (core.tasks.DEFECT_TASK, TYPE_TASK): a CSV column of
+# the same name would be silently overwritten, so it is refused.
+RESERVED_COLUMNS = {"defect": "ok vs defect", "defect_type": "which kind of defect"}
 _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
                   "test": "test", "testing": "test", "holdout": "test"}
 
@@ -135,14 +138,34 @@ def load_csv(csv_path: str | Path) -> Dataset:
     return Dataset(root=root, samples=samples, source="csv", extra_columns=extra, name=csv_path.stem)
 
 
+def check_csv_header(fields: list[str]) -> list[str]:
+    """The CSV's column names, lower-case; refuses a missing image/label, a duplicate or a reserved name.
+
+    Raises:
+        GraftError: in plain words, naming the column.
+    """
+    names = [(f or "").strip().lower() for f in fields]
+    if "image" not in names or "label" not in names:
+        raise GraftError("The CSV needs the columns 'image' and 'label'.",
+                         hint="Add a header row: image,label (and optionally split).")
+    seen = Counter(n for n in names if n)
+    twice = sorted(n for n, k in seen.items() if k > 1)
+    if twice:
+        raise GraftError(f"The CSV has the column '{twice[0]}' more than once.",
+                         hint="Give every column its own name (names are compared without case).")
+    reserved = [n for n in names if n in RESERVED_COLUMNS]
+    if reserved:
+        raise GraftError(f"The CSV column '{reserved[0]}' has the name of a question Graft asks itself "
+                         f"({RESERVED_COLUMNS[reserved[0]]}).",
+                         hint=f"Rename the column (for example '{reserved[0]}_label') and import it again.")
+    return names
+
+
 def _read_csv_rows(csv_path: Path) -> list[dict[str, str]]:
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-            if "image" not in fields or "label" not in fields:
-                raise GraftError("The CSV needs the columns 'image' and 'label'.",
-                                 hint="Add a header row: image,label (and optionally split).")
+            check_csv_header(list(reader.fieldnames or []))
             return [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
     except UnicodeDecodeError:
         raise GraftError("The CSV is not UTF-8 text.", hint="Save it as 'CSV UTF-8' and try again.") from None

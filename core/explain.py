@@ -30,12 +30,11 @@ from pytorch_grad_cam.utils.image import show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from .augment import to_model_input
 from .errors import GraftError
 from .metrics import decide
 from .export import ProbabilityModel
-from .images import load_resized
 from .predict import Predictor
+from .preprocess import Preprocessing, model_input, model_pixels
 
 __all__ = ["heatmap", "overlay", "explain", "target_layer"]
 
@@ -129,8 +128,7 @@ def _target_index(ex: _Explainer, predictor: Predictor, x: torch.Tensor, target:
 
 def _cam_for_array(predictor: Predictor, array: np.ndarray, target: str | None) -> np.ndarray:
     ex = _explainer(predictor)
-    x = to_model_input(torch.from_numpy(np.ascontiguousarray(array[None])).to(predictor.runtime.device),
-                       predictor.mean, predictor.std)
+    x = model_input(array[None], predictor.spec.preprocessing, predictor.runtime.device)
     with ex.lock, torch.enable_grad():  # fp32, no autocast; callers may be inside no_grad
         k = _target_index(ex, predictor, x, target)
         cam = ex.cam(input_tensor=x.requires_grad_(True), targets=[ClassifierOutputTarget(k)])
@@ -155,20 +153,24 @@ def heatmap(predictor: Predictor, image: ImageInput, target: str | None = None) 
     return _cam_for_array(predictor, predictor.preprocess(image), target)
 
 
-def overlay(image: PIL.Image.Image | np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> PIL.Image.Image:
-    """The photo as the model sees it (squashed to the map's size) with a jet heatmap blended on top.
+def overlay(image: PIL.Image.Image | np.ndarray, cam: np.ndarray, alpha: float = 0.45,
+            prep: Preprocessing | None = None) -> PIL.Image.Image:
+    """The photo as the model sees it with a jet heatmap blended on top (the map's geometry is the model's).
 
     Args:
-        image: a PIL image or an RGB uint8 array (any size; it is squashed like the model's input).
+        image: the model's view (a uint8 array of the map's size, from ``predictor.preprocess``), or
+            any PIL image or RGB array, which is then resized like the model's input.
         cam: a map from :func:`heatmap`.
         alpha: weight of the heatmap (0 = photo only, 1 = heatmap only).
+        prep: the model's preprocessing (``predictor.spec.preprocessing``), so a padded model's map
+            lies on the padded photo; default: squashed to the map's size.
     """
     size = cam.shape[0]
     if isinstance(image, np.ndarray) and image.shape == (size, size, 3) and image.dtype == np.uint8:
         pixels = image
     else:
         pil = PIL.Image.fromarray(np.asarray(image, dtype=np.uint8)) if isinstance(image, np.ndarray) else image
-        pixels = load_resized(pil, size)
+        pixels = model_pixels(pil, prep if prep is not None and prep.size == size else Preprocessing(size))
     mask = np.clip(cam, 0.0, 1.0).astype(np.float32)
     return PIL.Image.fromarray(show_cam_on_image(pixels.astype(np.float32) / 255.0, mask, use_rgb=True,
                                                  image_weight=1.0 - alpha))

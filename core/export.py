@@ -1,14 +1,21 @@
 """Take a model out of Graft: ONNX with its preprocessing as metadata, a parity check, and a zip bundle.
 
 The ONNX graph maps a normalised float32 NCHW batch straight to per-class probabilities, combined
-exactly like :func:`core.tasks.label_probs`, so onnxruntime gives the numbers Graft shows. Before
-anyone relies on it, every test photo of the run is scored by onnxruntime and by torch (fp32) and the
-two must agree: same top class on every photo, probabilities within ``PARITY_TOLERANCE``.
+exactly like :func:`core.tasks.label_probs`, so onnxruntime gives the numbers Graft shows. The
+bundle's README carries a copy-paste snippet (:data:`SNIPPET`: numpy, Pillow and onnxruntime only)
+that decodes photos exactly like :mod:`core.preprocess` and decides like Graft, uncertain band included.
+
+Before anyone relies on it, real photos of the run (its test photos; out-of-fold or validation photos
+when there is no test split) are checked twice: the graph (onnxruntime against torch fp32 on Graft's
+own input), and the whole production path (the snippet's own ``load`` and ``verdict`` on the photo
+file, then onnxruntime, against Graft's :class:`core.predict.Predictor` path in fp32). Both must give
+the same top class on every photo with probabilities within ``PARITY_TOLERANCE``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tempfile
@@ -18,35 +25,42 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.Image
 import torch
 from torch import nn
 
-from .augment import to_model_input
 from .datasets import load_dataset
+from .decision import Decision, read_decision
 from .errors import GraftError
 from .jsonio import read_json
-from .images import UnreadableImage, content_hash, load_resized
+from .images import UnreadableImage, content_hash
+from .metrics import answers
 from .package import SPEC_FILE, WEIGHTS_FILE, ModelSpec, load_package, resolve_model_dir
-from .predict import Predictor
+from .preprocess import model_input, model_pixels
+from .predictions_file import SPLIT_ORDER
 from .model import GraftModel, Task
 from .tasks import combine_probs
 
 __all__ = ["ExportResult", "ProbabilityModel", "export_onnx", "bundle_zip", "onnx_metadata", "read_onnx_metadata",
-           "readme", "test_images", "SNIPPET", "ONNX_FILE", "BUNDLE_FILE", "PARITY_TOLERANCE"]
+           "readme", "test_images", "snippet_functions", "SNIPPET", "ONNX_FILE", "BUNDLE_FILE", "PARITY_TOLERANCE"]
 
 ONNX_FILE, BUNDLE_FILE, README_FILE = "model.onnx", "model-bundle.zip", "README.md"
 PARITY_TOLERANCE = 1e-3
 INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
-_FALLBACK_IMAGES = 8  # noise photos used for parity when the run's test photos are gone
+_FALLBACK_IMAGES = 8  # noise photos used for parity when the run's photos are gone
+MAX_PARITY_PHOTOS = 200  # enough to trust it, few enough to export in seconds
 
 
 @dataclass
 class ExportResult:
-    """What an export wrote and how closely onnxruntime matches torch.
+    """What an export wrote and how closely the exported model matches Graft.
 
-    ``top_class_agreement`` and ``max_prob_diff`` compare onnxruntime with torch in fp32 (the check
-    that decides ``passed``). The ``predictor_*`` numbers compare onnxruntime with Graft's packaged
-    predictor as it runs in the app, which may use bf16 on this CPU: informative, not a pass/fail.
+    ``top_class_agreement`` and ``max_prob_diff`` compare onnxruntime with torch (fp32) on the same
+    input (the graph). ``snippet_*`` compare the whole production path: the README snippet's own
+    loading code and onnxruntime on the photo files against Graft's preprocessing and torch fp32, and
+    ``verdict_agreement`` the snippet's verdict (uncertain band included) with Graft's. ``passed``
+    needs both comparisons within tolerance. The ``predictor_*`` numbers compare onnxruntime with the
+    app's predictor as it runs (maybe bf16 on this CPU): informative, not a pass/fail.
     """
 
     path: Path
@@ -56,14 +70,20 @@ class ExportResult:
     passed: bool
     predictor_agreement: float = float("nan")
     predictor_max_prob_diff: float = float("nan")
-    images_source: str = "test"  # "test" (the run's test photos), "given" or "noise"
+    images_source: str = "test"  # "test", "oof" or "val" (the run's photos), "given" or "noise"
+    snippet_agreement: float = float("nan")
+    snippet_max_prob_diff: float = float("nan")
+    verdict_agreement: float = float("nan")
 
     def summary(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         return (f"Parity check {verdict} on {self.n_images} {self.images_source} photos: same top class on "
                 f"{self.top_class_agreement:.1%}, largest probability difference {self.max_prob_diff:.2e} "
-                f"(limit {PARITY_TOLERANCE:.0e}). Against the app's predictor: {self.predictor_agreement:.1%} "
-                f"same top class, largest difference {self.predictor_max_prob_diff:.2e}.")
+                f"(limit {PARITY_TOLERANCE:.0e}). Through the README snippet's own loading code: "
+                f"{self.snippet_agreement:.1%} same top class, largest difference {self.snippet_max_prob_diff:.2e}, "
+                f"same verdict on {self.verdict_agreement:.1%}. Against the app's predictor: "
+                f"{self.predictor_agreement:.1%} same top class, largest difference "
+                f"{self.predictor_max_prob_diff:.2e}.")
 
 
 class ProbabilityModel(nn.Module):
@@ -88,19 +108,21 @@ class ProbabilityModel(nn.Module):
         return self.combine(self.logits(x))
 
 
-def onnx_metadata(spec: ModelSpec, weights_sha256: str = "") -> dict[str, str]:
+def onnx_metadata(spec: ModelSpec, weights_sha256: str = "", decision: Decision | None = None) -> dict[str, str]:
     """Everything needed to use the ONNX file without Graft; each value is JSON text."""
+    prep = spec.preprocessing
+    band = spec.uncertain_band if decision is None else decision.uncertain_band
+    threshold = spec.threshold if decision is None else decision.threshold
     info = {
-        "classes": spec.classes, "good_class": spec.good_class, "threshold": spec.threshold,
-        "image_size": spec.image_size, "resize": "squash", "interpolation": spec.interpolation,
-        "mean": spec.mean, "std": spec.std, "backbone": spec.backbone,
+        "classes": spec.classes, "good_class": spec.good_class, "threshold": threshold, "uncertain_band": band,
+        **prep.to_json(), "backbone": spec.backbone,
         "tasks": [{"name": t.name, "classes": list(t.classes)} for t in spec.tasks],
-        "input": (f"float32 NCHW RGB batch named '{INPUT_NAME}': the whole photo squashed (no crop) to "
-                  f"{spec.image_size}x{spec.image_size} with {spec.interpolation} resampling, divided by 255, "
-                  "then (x - mean) / std per channel"),
+        "input": f"float32 NCHW RGB batch named '{INPUT_NAME}': {prep.describe()}",
         "output": (f"'{OUTPUT_NAME}': (N, {len(spec.classes)}) probabilities in the order of 'classes'. With a "
-                   "good_class, a part is flagged when 1 - P(good_class) >= threshold and then gets its most "
-                   "likely defect class"),
+                   "good_class, a part is flagged when its defect score 1 - P(good_class) >= threshold and then "
+                   "gets its most likely defect class; a score in [threshold - uncertain_band / 2, threshold + "
+                   "uncertain_band / 2) is 'uncertain: send to a person'. Without a good class the verdict is the "
+                   "most likely class, or 'uncertain' when the two most likely are closer than uncertain_band"),
         "weights_sha256": weights_sha256, "producer": "Graft",
     }
     return {k: json.dumps(v) for k, v in info.items()}
@@ -109,13 +131,14 @@ def onnx_metadata(spec: ModelSpec, weights_sha256: str = "") -> dict[str, str]:
 # --- export --------------------------------------------------------------------------------
 
 def export_onnx(run_dir: str | Path, out: str | Path | None = None, images: list | None = None) -> ExportResult:
-    """Write the run's model as ONNX (label probabilities out) and check it against torch.
+    """Write the run's model as ONNX (label probabilities out) and check it against Graft.
 
     Args:
         run_dir: a finished run folder (or its ``model/`` folder).
         out: where to write; default ``RUN_DIR/model.onnx``.
         images: photos (paths, bytes or PIL images) for the parity check; default: the run's test
-            photos from ``predictions.csv`` (noise images if they can no longer be found).
+            photos from ``predictions.csv`` (out-of-fold or validation photos without a test split;
+            noise images if they can no longer be found).
 
     Returns:
         The parity numbers; the file is written even when the check fails, so it can be inspected.
@@ -125,14 +148,15 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, images: list
     out = Path(out) if out else root / ONNX_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     model, spec = load_package(model_dir)
-    arrays, source = _parity_arrays(root, spec.image_size, images)
+    decision = read_decision(model_dir)
+    sources, kind = _parity_sources(root, images)
     wrapped = ProbabilityModel(model.float().eval(), spec.tasks, spec.classes).eval()
+    meta = onnx_metadata(spec, content_hash(model_dir / WEIGHTS_FILE), decision)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".onnx-") as tmp:
         raw = Path(tmp) / ONNX_FILE
         _torch_export(wrapped, spec.image_size, raw)
-        result = _parity(raw, wrapped, Predictor.load(model_dir), arrays, spec)  # own copy: may go to GPU
-        result.path, result.images_source = out, source
-        meta = onnx_metadata(spec, content_hash(model_dir / WEIGHTS_FILE))
+        result = _parity(raw, wrapped, model_dir, spec, sources, {k: json.loads(v) for k, v in meta.items()})
+        result.path, result.images_source = out, result.images_source or kind
         meta["parity_check"] = json.dumps({k: v for k, v in asdict(result).items() if k != "path"})
         _save_with_metadata(raw, out, meta)
     return result
@@ -188,20 +212,23 @@ def read_onnx_metadata(path: str | Path) -> dict[str, Any]:
 # --- parity --------------------------------------------------------------------------------
 
 def test_images(run_dir: str | Path) -> list[tuple[dict[str, str], Path]]:
-    """The rows of ``predictions.csv`` for the test split (else its only split), with each photo's path.
+    """The rows of ``predictions.csv`` of its headline split (test, else out-of-fold, else validation),
+    with each photo's path.
 
     Photos are found through the run's dataset (folder, zip or CSV); rows whose photo is gone are
     left out, and a dataset that can't be opened gives an empty list.
     """
     run_dir = Path(run_dir)
     rows = _read_rows(run_dir / "predictions.csv")
-    test = [r for r in rows if r.get("split") == "test"] or rows
+    found = {r.get("split") or "test" for r in rows}
+    split = next((s for s in SPLIT_ORDER if s in found), None)
+    chosen = [r for r in rows if (r.get("split") or "test") == split] or rows
     config = read_json(run_dir / "config.json", {}) or {}
     try:
         paths = {s.rel: Path(s.path) for s in load_dataset(config["data"]).samples}
     except (GraftError, KeyError, OSError):
         return []
-    return [(r, paths[r["image"]]) for r in test if r.get("image") in paths and paths[r["image"]].is_file()]
+    return [(r, paths[r["image"]]) for r in chosen if r.get("image") in paths and paths[r["image"]].is_file()]
 
 
 test_images.__test__ = False  # a helper, not a pytest test
@@ -215,45 +242,88 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         return []
 
 
-def _parity_arrays(root: Path, size: int, images: list | None) -> tuple[np.ndarray, str]:
-    """uint8 (N, S, S, 3) photos for the parity check, and where they came from."""
-    sources, kind = (images, "given") if images is not None else ([p for _, p in test_images(root)], "test")
-    arrays = []
+def _parity_sources(root: Path, images: list | None) -> tuple[list[Any], str]:
+    """Photo files (paths or in-memory files) for the parity check, and where they came from."""
+    if images is not None:
+        return [_as_file(src) for src in images], "given"
+    pairs = test_images(root)
+    kind = (pairs[0][0].get("split") or "test") if pairs else "test"
+    return [path for _, path in pairs[:MAX_PARITY_PHOTOS]], kind
+
+
+def _as_file(src: Any) -> Any:
+    """A path stays a path; bytes and PIL images become in-memory files the snippet can open."""
+    if isinstance(src, (bytes, bytearray)):
+        return io.BytesIO(bytes(src))
+    if isinstance(src, PIL.Image.Image):
+        buf = io.BytesIO()
+        src.save(buf, format="PNG")
+        buf.seek(0)
+        return buf
+    return src
+
+
+def _readable(sources: list[Any], spec: ModelSpec) -> tuple[list[Any], np.ndarray, bool]:
+    """The sources Graft can read, with Graft's pixels for them; noise images when none is readable."""
+    kept, pixels = [], []
     for src in sources:
         try:
-            arrays.append(load_resized(src, size))
+            pixels.append(model_pixels(src, spec.preprocessing))
         except UnreadableImage:
             continue  # the check is about numbers, not about one damaged file
-    if arrays:
-        return np.stack(arrays), kind
+        kept.append(src)
+    if pixels:
+        return kept, np.stack(pixels), False
     rng = np.random.default_rng(0)  # deterministic noise still exercises every operator
-    return rng.integers(0, 256, (_FALLBACK_IMAGES, size, size, 3), dtype=np.uint8), "noise"
+    noise = rng.integers(0, 256, (_FALLBACK_IMAGES, spec.image_size, spec.image_size, 3), dtype=np.uint8)
+    files = [_as_file(PIL.Image.fromarray(a)) for a in noise]
+    return files, np.stack([model_pixels(f, spec.preprocessing) for f in files]), True
 
 
-def _parity(path: Path, model: ProbabilityModel, predictor: Predictor, arrays: np.ndarray,
-            spec: ModelSpec) -> ExportResult:
-    """Score the photos with onnxruntime, torch fp32 and the app's predictor, and compare."""
+def _parity(path: Path, model: "ProbabilityModel", model_dir: Path, spec: ModelSpec, sources: list[Any],
+            meta: dict[str, Any]) -> ExportResult:
+    """Score the photos through the graph, through the snippet's own code, and with the app's predictor."""
     import onnxruntime as ort
 
+    from .predict import Predictor
+
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    mean, std = torch.tensor(spec.mean), torch.tensor(spec.std)
-    onnx_p, torch_p, app_p = [], [], []
-    for start in range(0, len(arrays), 32):
-        batch = arrays[start:start + 32]
-        x = to_model_input(torch.from_numpy(np.ascontiguousarray(batch)), mean, std).contiguous()
+    load, decide_snippet = snippet_functions()
+    files, pixels, noise = _readable(sources, spec)
+    predictor = Predictor.load(model_dir)  # its own copy: the app's path, maybe bf16
+    onnx_p, torch_p, snippet_p, app_p = [], [], [], []
+    for start in range(0, len(pixels), 32):
+        x = model_input(pixels[start:start + 32], spec.preprocessing).contiguous()
         onnx_p.append(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
         with torch.inference_mode():  # fp32: no autocast here on purpose
             torch_p.append(model(x).numpy())
-        app_p.append(predictor.probs_from_arrays(batch)[0])
-    o, t, a = (np.concatenate(p).astype(np.float64) for p in (onnx_p, torch_p, app_p))
+        app_p.append(predictor.probs_from_arrays(pixels[start:start + 32])[0])
+    for f in files:
+        if hasattr(f, "seek"):
+            f.seek(0)
+        snippet_p.append(session.run(None, {INPUT_NAME: load(f, meta)})[0])
+    o, t, n, a = (np.concatenate(p).astype(np.float64) for p in (onnx_p, torch_p, snippet_p, app_p))
+    ours = answers(t, spec.classes, spec.good_class, meta["threshold"], meta["uncertain_band"])
+    theirs = [decide_snippet(row, meta)["verdict"] for row in n]
     agree, diff = _agreement(o, t), float(np.abs(o - t).max())
-    return ExportResult(path=path, n_images=len(arrays), top_class_agreement=agree, max_prob_diff=diff,
-                        passed=agree == 1.0 and diff <= PARITY_TOLERANCE,
-                        predictor_agreement=_agreement(o, a), predictor_max_prob_diff=float(np.abs(o - a).max()))
+    s_agree, s_diff = _agreement(n, t), float(np.abs(n - t).max())
+    return ExportResult(path=path, n_images=len(pixels), top_class_agreement=agree, max_prob_diff=diff,
+                        passed=min(agree, s_agree) == 1.0 and max(diff, s_diff) <= PARITY_TOLERANCE,
+                        predictor_agreement=_agreement(o, a), predictor_max_prob_diff=float(np.abs(o - a).max()),
+                        snippet_agreement=s_agree, snippet_max_prob_diff=s_diff,
+                        verdict_agreement=float(np.mean([x == y for x, y in zip(ours, theirs)])),
+                        images_source="noise" if noise else "")
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float((a.argmax(1) == b.argmax(1)).mean())
+
+
+def snippet_functions() -> tuple[Any, Any]:
+    """The README snippet's own ``load(path, meta)`` and ``verdict(probs, meta)``, run from its text."""
+    namespace: dict[str, Any] = {"__name__": "graft_snippet"}  # not "__main__": its command line stays idle
+    exec(compile(SNIPPET, "<graft snippet>", "exec"), namespace)  # our own constant, never user input
+    return namespace["load"], namespace["verdict"]
 
 
 # --- the bundle ----------------------------------------------------------------------------
@@ -278,20 +348,26 @@ def bundle_zip(run_dir: str | Path, out: str | Path | None = None) -> Path:
         raise GraftError("The ONNX model did not score the test photos like the original, so it was not bundled.",
                          hint="Run `python -m core export RUN_DIR --format onnx` to see the numbers.")
     out = Path(out) if out else root / BUNDLE_FILE
-    _write_zip(out, {WEIGHTS_FILE: model_dir / WEIGHTS_FILE, SPEC_FILE: model_dir / SPEC_FILE, ONNX_FILE: onnx_path},
-               readme(meta, parity))
+    files = {WEIGHTS_FILE: model_dir / WEIGHTS_FILE, SPEC_FILE: model_dir / SPEC_FILE, ONNX_FILE: onnx_path}
+    for name in ("decision.json", "training_photos.json"):
+        if (model_dir / name).is_file():
+            files[name] = model_dir / name
+    _write_zip(out, files, readme(meta, parity))
     return out
 
 
 def _fresh_metadata(onnx_path: Path, model_dir: Path) -> dict[str, Any] | None:
-    """The ONNX file's metadata if it was exported from the current weights, else None."""
+    """The ONNX file's metadata if it was exported from the current weights and decision, else None."""
     if not onnx_path.is_file():
         return None
     try:
         meta = read_onnx_metadata(onnx_path)
+        decision = read_decision(model_dir)
     except Exception:  # a damaged or foreign file is simply exported again
         return None
-    return meta if meta.get("weights_sha256") == content_hash(model_dir / WEIGHTS_FILE) else None
+    same = (meta.get("weights_sha256") == content_hash(model_dir / WEIGHTS_FILE)
+            and meta.get("threshold") == decision.threshold and meta.get("uncertain_band") == decision.uncertain_band)
+    return meta if same else None
 
 
 def _write_zip(out: Path, files: dict[str, Path], readme_text: str) -> None:
@@ -304,7 +380,8 @@ def _write_zip(out: Path, files: dict[str, Path], readme_text: str) -> None:
     os.replace(tmp, out)
 
 
-# The README's snippet: plain numpy + Pillow + onnxruntime, decoding photos exactly like Graft.
+# The README's snippet: plain numpy + Pillow + onnxruntime, decoding photos exactly like core.preprocess.
+# The parity check runs this very text (snippet_functions), so it can't drift from Graft unnoticed.
 SNIPPET = """\
 import json
 import sys
@@ -313,52 +390,113 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
-session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
-meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
-classes, size = meta["classes"], meta["image_size"]
-mean, std = np.array(meta["mean"], np.float32), np.array(meta["std"], np.float32)
+ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
 
 
-def load(path):
-    \"\"\"The pixels Graft feeds its model: upright, RGB, whole photo squashed to size x size.\"\"\"
-    image = Image.open(path)
-    image.draft("RGB", (size, size))  # JPEGs decode at a reduced scale first, as in Graft
-    image = ImageOps.exif_transpose(image).convert("RGB")  # (Graft puts transparent PNGs on white)
-    image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+def stretch(values):
+    \"\"\"Min-max stretch to 0..255: Graft's rule for 32-bit photos beyond 0..65535, float photos beyond 0..1.\"\"\"
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    return np.round((values - low) * (255.0 / (high - low))).astype(np.uint8)
+
+
+def to_rgb(image, scale_max):
+    \"\"\"8-bit RGB as Graft makes it: 16-bit on the model's scale, transparency on white.\"\"\"
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I;16") or mode == "I":
+        values = np.asarray(image)
+        if mode == "I" and values.size and (values.min() < 0 or values.max() > 65535):
+            return Image.fromarray(stretch(values.astype(np.float64))).convert("RGB")
+        values = np.minimum(values.astype(np.int64), scale_max).clip(0)
+        return Image.fromarray(((values * 510 + scale_max) // (2 * scale_max)).astype(np.uint8)).convert("RGB")
+    if mode == "F":
+        values = np.nan_to_num(np.asarray(image).astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        if values.size and values.min() >= 0.0 and values.max() <= 1.0:
+            return Image.fromarray(np.round(values * 255.0).astype(np.uint8)).convert("RGB")
+        return Image.fromarray(stretch(values)).convert("RGB")
+    if mode in ALPHA_MODES or "transparency" in image.info:
+        rgba = (image.convert("LA") if mode == "La" else image).convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def load(path, meta):
+    \"\"\"The model's input for one photo, exactly as Graft makes it (see meta["input"]): NCHW float32.\"\"\"
+    size = meta["image_size"]
+    with Image.open(path) as image:
+        image.draft("RGB", (size, size))  # JPEGs decode at a reduced scale first, as in Graft
+        image.load()
+        try:
+            image = ImageOps.exif_transpose(image)
+        except Exception:
+            image = image.copy()  # broken EXIF: the pixels as stored
+    image = to_rgb(image, 2 ** (meta["bit_depth"] or 16) - 1)
+    if meta["resize"] == "pad":
+        width, height = image.size
+        new = (max(1, round(width * size / max(width, height))), max(1, round(height * size / max(width, height))))
+        canvas = Image.new("RGB", (size, size), tuple(meta["pad_colour"]))
+        canvas.paste(image.resize(new, Image.Resampling.BILINEAR, reducing_gap=3.0),
+                     ((size - new[0]) // 2, (size - new[1]) // 2))
+        image = canvas
+    else:
+        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    mean, std = np.array(meta["mean"], np.float32), np.array(meta["std"], np.float32)
     x = (np.asarray(image, dtype=np.float32) / 255 - mean) / std
     return x.transpose(2, 0, 1)[None]  # HWC -> NCHW
 
 
-def verdict(probs):
-    \"\"\"Graft's decision: with a good class, flag a part when 1 - P(good) reaches the threshold.\"\"\"
-    good = meta["good_class"]
+def verdict(probs, meta):
+    \"\"\"Graft's decision: good / defect / uncertain (send to a person), or the class without a good class.\"\"\"
+    classes, good, band = meta["classes"], meta["good_class"], meta["uncertain_band"]
     if good is None or len(classes) < 2:
-        return classes[int(probs.argmax())]
-    if 1 - probs[classes.index(good)] < meta["threshold"]:
-        return good
-    return max((c for c in classes if c != good), key=lambda c: probs[classes.index(c)])
+        top = sorted(probs)
+        unsure = band > 0 and len(top) > 1 and top[-1] - top[-2] < band
+        return {"verdict": "uncertain" if unsure else classes[int(probs.argmax())]}
+    score, threshold = 1 - float(probs[classes.index(good)]), meta["threshold"]
+    kind = max((c for c in classes if c != good), key=lambda c: probs[classes.index(c)])
+    unsure = band > 0 and threshold - band / 2 <= score < threshold + band / 2
+    answer = "uncertain" if unsure else "defect" if score >= threshold else "good"
+    return {"verdict": answer, "class": kind if score >= threshold else good, "defect_score": score}
 
 
-for path in sys.argv[1:]:
-    probs = session.run(None, {session.get_inputs()[0].name: load(path)})[0][0]
-    print(json.dumps({"photo": path, "verdict": verdict(probs),
-                      "probabilities": {c: round(float(p), 6) for c, p in zip(classes, probs)}}))
+if __name__ == "__main__":
+    session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
+    meta = {k: json.loads(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
+    classes = meta["classes"]
+    for path in sys.argv[1:]:
+        probs = session.run(None, {session.get_inputs()[0].name: load(path, meta)})[0][0]
+        print(json.dumps({"photo": path, **verdict(probs, meta),
+                          "probabilities": {c: float(p) for c, p in zip(classes, probs)}}))
 """
 
 
 def readme(meta: dict[str, Any], parity: dict[str, Any]) -> str:
     """The bundle's README: what is inside, how to predict outside Graft, and the parity numbers."""
-    good = meta.get("good_class")
-    decision = (f"A part is flagged as defective when 1 − P({good}) ≥ {meta.get('threshold', 0.5):.3f}; "
-                "it then gets its most likely defect class." if good else "The verdict is the most likely class.")
+    good, band = meta.get("good_class"), float(meta.get("uncertain_band") or 0.0)
+    threshold = float(meta.get("threshold", 0.5))
+    if good:
+        decision = (f"A part is flagged as defective when its defect score 1 − P({good}) ≥ {threshold:.4f}; it then "
+                    "gets its most likely defect class.")
+        if band:
+            decision += (f" A score from {max(0.0, threshold - band / 2):.4f} up to (not including) "
+                         f"{min(1.0, threshold + band / 2):.4f} is *uncertain: send to a person*.")
+    else:
+        decision = "The verdict is the most likely class" + (
+            f", or *uncertain* when the two most likely are less than {band:.2f} apart." if band else ".")
+    shape = "padded to a square (shape kept)" if meta.get("resize") == "pad" else "squashed (no crop)"
     return f"""# Graft model: {', '.join(meta.get('classes', []))}
 
 | file | what |
 |---|---|
-| `{ONNX_FILE}` | the model for any ONNX runtime; class names and preprocessing are in its metadata |
-| `{WEIGHTS_FILE}`, `{SPEC_FILE}` | the Graft model package (`python -m core predict FOLDER photo.jpg`) |
+| `{ONNX_FILE}` | the model for any ONNX runtime; class names, preprocessing and decision are in its metadata |
+| `{WEIGHTS_FILE}`, `{SPEC_FILE}`, `decision.json` | the Graft model package (`python -m core predict FOLDER photo.jpg`) |
 
-Backbone `{meta.get('backbone')}`, photos squashed (no crop) to {meta.get('image_size')}×{meta.get('image_size')} px.
+Backbone `{meta.get('backbone')}`, photos {shape} to {meta.get('image_size')}×{meta.get('image_size')} px.
 {decision}
 
 ## Predict outside Graft
@@ -374,8 +512,11 @@ Output: {meta.get('output', '')}.
 
 ## Parity check
 
-Before this bundle was made, onnxruntime and Graft (PyTorch, fp32) scored {parity.get('n_images')} \
-{parity.get('images_source', 'test')} photos: the same top class on {parity.get('top_class_agreement', 0):.1%} \
-of them, largest probability difference {parity.get('max_prob_diff', float('nan')):.1e} \
-(allowed: {PARITY_TOLERANCE:.0e}).
+Before this bundle was made, {parity.get('n_images')} {parity.get('images_source', 'test')} photos were scored
+both ways. The ONNX graph against Graft (PyTorch, fp32) on the same input: the same top class on
+{parity.get('top_class_agreement', 0):.1%} of them, largest probability difference
+{parity.get('max_prob_diff', float('nan')):.1e}. The snippet above, loading the photo files itself, against Graft:
+the same top class on {parity.get('snippet_agreement', float('nan')):.1%}, largest difference
+{parity.get('snippet_max_prob_diff', float('nan')):.1e}, the same verdict on {parity.get('verdict_agreement', float('nan')):.1%}
+(allowed difference: {PARITY_TOLERANCE:.0e}).
 """

@@ -9,9 +9,9 @@ import os
 import numpy as np
 
 from .datasets import cache_root
-from .images import load_resized
 from .device import physical_cores
 from .parallel import ProgressFn, imap_progress
+from .preprocess import Preprocessing, model_pixels
 
 __all__ = ["decoded_images", "cache_key", "ram_limit_bytes", "use_processes"]
 
@@ -35,20 +35,23 @@ def ram_limit_bytes() -> int:
     return int(float(os.environ.get("GRAFT_CACHE_RAM_MB", "2048")) * 1024 * 1024)
 
 
-def cache_key(paths: list[str], hashes: list[str], size: int) -> str:
-    h = hashlib.sha256(f"v1|{size}".encode())
+def cache_key(paths: list[str], hashes: list[str], size: int, tag: str = "") -> str:
+    h = hashlib.sha256(f"v1|{size}{tag}".encode())
     for path, digest in zip(paths, hashes):
         h.update(f"{digest or path}\n".encode())
     return h.hexdigest()[:20]
 
 
-def decoded_images(paths: list[str], hashes: list[str], size: int,
-                   progress: ProgressFn | None = None) -> np.ndarray:
-    """An (N, size, size, 3) uint8 array of the photos, decoded at most once per size.
+def decoded_images(paths: list[str], hashes: list[str], size: int, progress: ProgressFn | None = None,
+                   prep: Preprocessing | None = None) -> np.ndarray:
+    """An (N, size, size, 3) uint8 array of the photos, decoded at most once per size and preprocessing.
 
-    The array is stored under the cache folder and reused by later runs on the same photos.
+    Each photo goes through :func:`core.preprocess.model_pixels` (default: ``Preprocessing(size)``,
+    the whole photo squashed). The array is stored under the cache folder and reused by later runs
+    on the same photos.
     """
-    target = cache_root() / "images" / f"{cache_key(paths, hashes, size)}_{size}.npy"
+    prep = prep or Preprocessing(size)
+    target = cache_root() / "images" / f"{cache_key(paths, hashes, size, prep.cache_tag())}_{size}.npy"
     nbytes = len(paths) * size * size * 3
     mmap = nbytes > ram_limit_bytes()
     if target.exists():
@@ -60,7 +63,7 @@ def decoded_images(paths: list[str], hashes: list[str], size: int,
     tmp = target.with_suffix(f".{os.getpid()}.tmp.npy")
     try:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
-        decode = functools.partial(load_resized, size=size)  # picklable, for worker processes
+        decode = functools.partial(model_pixels, prep=prep)  # picklable, for worker processes
         for i, arr in enumerate(imap_progress(decode, paths, len(paths), progress,
                                               processes=use_processes(len(paths)))):
             out[i] = arr

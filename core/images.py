@@ -13,7 +13,9 @@ so an image looks the same to the model in both. Untrusted files are handled as:
 Colour conversion decisions (all images end up 8-bit RGB):
 
 * alpha (LA, PA, RGBA, palette or colour-key transparency) is composited on white;
-* 16-bit (I;16*) is scaled by 1/257, so 65535 -> 255 and 32768 -> 128 (never clipped);
+* 16-bit (I;16*) is scaled by 255 / (2**bit_depth - 1), rounded to nearest, so a 12-bit photo stored
+  in a 16-bit file keeps its contrast with ``bit_depth=12`` (values above the scale are clipped); the
+  default ``bit_depth`` of 16 maps 65535 -> 255 and 32768 -> 128;
 * 32-bit integer (I) is scaled like 16-bit when it lies in 0..65535, else min-max stretched;
 * float (F) is taken as 0..1 intensity when it lies in 0..1, else min-max stretched
   (NaN and infinities count as 0);
@@ -49,6 +51,8 @@ __all__ = [
     "open_rgb",
     "load_resized",
     "content_hash",
+    "high_bit_max",
+    "HIGH_BIT_MODES",
 ]
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -71,6 +75,7 @@ _NOT_IMAGE = "it is not an image"
 _DAMAGED = "the file is truncated or damaged"
 _USE_INSTEAD = "use JPEG, PNG, BMP, TIFF or WebP"
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
+HIGH_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})  # more than 8 bits per pixel
 _WHITE = (255, 255, 255)
 # Formats Pillow cannot name but people upload by mistake (magic bytes at offset 0).
 _SNIFF_PREFIXES = ((b"%!PS", "EPS"), (b"%PDF", "PDF"))
@@ -174,6 +179,7 @@ def open_rgb(
     *,
     max_pixels: int | None = None,
     draft: tuple[int, int] | None = None,
+    bit_depth: int | None = None,
 ) -> Image.Image:
     """Decode an untrusted image into an 8-bit RGB ``PIL.Image`` (first frame, EXIF-upright).
 
@@ -183,6 +189,8 @@ def open_rgb(
         max_pixels: pixel limit for this call; default :func:`max_pixels`.
         draft: for JPEG, a size hint: decode at the smallest DCT scale that is still at
             least this big (much faster for large photos).
+        bit_depth: the scale of 16-bit photos (e.g. 12 for 12-bit data in 16-bit files);
+            default 16. 8-bit photos are not affected.
 
     Returns:
         A new RGB image that does not depend on the source.
@@ -195,20 +203,20 @@ def open_rgb(
     with _decode_guard(name, limit):
         if isinstance(source, Image.Image):
             _check_size(source.size, limit)
-            return _finish(source)
+            return _finish(source, bit_depth)
         with _open_stream(source) as fp, _open_allowed(fp) as im:
             _check_size(im.size, limit)  # header only: nothing decoded yet
             if draft is not None and isinstance(im, JpegImagePlugin.JpegImageFile):
                 im.draft("RGB", draft)
             im.load()
-            return _finish(im)
+            return _finish(im, bit_depth)
 
 
 def load_resized(source: ImageSource, size: int, *, max_pixels: int | None = None) -> np.ndarray:
-    """Decode an image and squash the whole of it to ``size`` x ``size``.
+    """Decode an image and squash the whole of it to ``size`` x ``size`` (Graft's default preprocessing).
 
-    No crop, so a defect at the edge survives. JPEGs are decoded in draft mode first;
-    training and prediction must both use this function so they see the same pixels.
+    No crop, so a defect at the edge survives. A shortcut for :func:`core.preprocess.model_pixels`
+    with ``Preprocessing(size)``; training and prediction both go through that function.
 
     Args:
         source: anything :func:`open_rgb` accepts.
@@ -222,12 +230,19 @@ def load_resized(source: ImageSource, size: int, *, max_pixels: int | None = Non
         UnreadableImage: as :func:`open_rgb`.
         ValueError: ``size`` is not positive.
     """
+    from .preprocess import Preprocessing, model_pixels  # preprocess builds on this module
+
     if size <= 0:
         raise ValueError(f"size must be positive, got {size}")
-    image = open_rgb(source, max_pixels=max_pixels, draft=(size, size))
-    # reducing_gap: a fast integer box-reduce first, then a fair bilinear resample.
-    resized = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.array(resized, dtype=np.uint8)
+    return model_pixels(source, Preprocessing(size), max_pixels=max_pixels)
+
+
+def high_bit_max(image: Image.Image) -> int | None:
+    """The largest pixel value of a 16-bit (or 32-bit integer) image, else None (8-bit and float images)."""
+    if image.mode not in HIGH_BIT_MODES:
+        return None
+    values = np.asarray(image)
+    return int(values.max()) if values.size else 0
 
 
 def content_hash(path: str | Path) -> str:
@@ -381,9 +396,17 @@ def _bomb_reason(pillow_message: str, limit: int) -> str:
 # --- conversion to RGB -----------------------------------------------------------------
 
 
-def _finish(image: Image.Image) -> Image.Image:
+def _finish(image: Image.Image, bit_depth: int | None = None) -> Image.Image:
     """Apply EXIF orientation and convert to RGB; returns a new image."""
-    return _to_rgb(_exif_upright(image))
+    return _to_rgb(_exif_upright(image), _scale_max(bit_depth))
+
+
+def _scale_max(bit_depth: int | None) -> int:
+    if bit_depth is None:
+        return 65535
+    if not 8 <= int(bit_depth) <= 16:
+        raise ValueError(f"bit_depth must be between 8 and 16, got {bit_depth}")
+    return 2 ** int(bit_depth) - 1
 
 
 def _exif_upright(image: Image.Image) -> Image.Image:
@@ -393,14 +416,14 @@ def _exif_upright(image: Image.Image) -> Image.Image:
         return image.copy()  # broken EXIF must not make decodable pixels unusable
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def _to_rgb(image: Image.Image, scale_max: int = 65535) -> Image.Image:
     mode = image.mode
     if mode == "RGB":
         return image
     if mode.startswith("I;16"):
-        return _gray_to_rgb(_scale_16bit(np.asarray(image)))
+        return _gray_to_rgb(_scale_high(np.asarray(image), scale_max))
     if mode == "I":
-        return _gray_to_rgb(_scale_int32(np.asarray(image)))
+        return _gray_to_rgb(_scale_int32(np.asarray(image), scale_max))
     if mode == "F":
         return _gray_to_rgb(_scale_float(np.asarray(image)))
     if mode in _ALPHA_MODES or "transparency" in image.info:
@@ -424,14 +447,15 @@ def _gray_to_rgb(gray: np.ndarray) -> Image.Image:
     return Image.fromarray(gray).convert("RGB")
 
 
-def _scale_16bit(values: np.ndarray) -> np.ndarray:
-    # 65535 / 257 == 255 exactly; +128 rounds to nearest.
-    return ((values.astype(np.uint32) + 128) // 257).astype(np.uint8)
+def _scale_high(values: np.ndarray, scale_max: int = 65535) -> np.ndarray:
+    """0..scale_max -> 0..255, rounded to nearest in integers (exact, so any copy of it agrees)."""
+    clipped = np.minimum(values.astype(np.int64), scale_max).clip(0)
+    return ((clipped * 510 + scale_max) // (2 * scale_max)).astype(np.uint8)
 
 
-def _scale_int32(values: np.ndarray) -> np.ndarray:
+def _scale_int32(values: np.ndarray, scale_max: int = 65535) -> np.ndarray:
     if values.size and values.min() >= 0 and values.max() <= 65535:
-        return _scale_16bit(values)
+        return _scale_high(values, scale_max)
     return _stretch(values.astype(np.float64))
 
 

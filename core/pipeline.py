@@ -1,8 +1,13 @@
-"""One training run from config to model package: the only code path, for the CLI and the app."""
+"""One training run from config to model package: the only code path, for the CLI and the app.
+
+``train_run`` checks and splits the dataset, decides what the config left open (folds from the
+dataset's size, resize from the photos' shapes; both written back to ``config.json``), fits either
+one train/val/test split or a K-fold cross-validation (:mod:`core.crossval`) on one
+:class:`core.fitting.Fitter`, and leaves the run's files (:mod:`core.finishing`).
+"""
 
 from __future__ import annotations
 
-import csv
 import time
 import traceback
 from dataclasses import dataclass
@@ -13,26 +18,32 @@ import torch
 
 from .callbacks import StopRequested, StopWatcher
 from .check import CheckReport, check_dataset
+from .checkpoint import has_checkpoint
 from .config import RunConfig
+from .crossval import resolve_folds, run_crossval
 from .datasets import Dataset, load_dataset
 from .device import Runtime
 from .errors import GraftError
+from .finishing import Outcome, finish_crossval, finish_split, summary
 from .fitting import Fitted, Fitter
+from .imagecache import decoded_images
 from .jsonio import write_json_atomic
-from .metrics import choose_threshold, decide, score
 from .model import Task
-from .package import ModelSpec, save_package
+from .preprocess import Preprocessing, pad_colour_for
 from .queue import wait_for_slot
 from .runs import Heartbeat, RunFolder
 from .split import split_indices
-from .tasks import build_targets, build_tasks, label_probs
+from .tasks import build_targets, build_tasks
 
-__all__ = ["train_run", "Prepared"]
+__all__ = ["train_run", "prepare", "Prepared"]
 
 
 @dataclass
 class Prepared:
-    """A dataset ready to train on: readable samples only, split, with targets."""
+    """A dataset ready to train on: readable samples only, split, with targets.
+
+    ``splits`` is the single train/val/test split (a cross-validation makes its own per fold).
+    """
 
     ds: Dataset
     report: CheckReport
@@ -106,10 +117,8 @@ def prepare(config: RunConfig, run: RunFolder, stopper: StopWatcher | None = Non
         raise GraftError(report.problems[0])
     readable = [s for s in ds.samples if s.rel in report.hashes]
     ds = Dataset(ds.root, readable, ds.source, ds.extra_columns, ds.name)
-    splits = split_indices(ds, list(range(len(readable))), report.hashes, val=config.val_fraction,
+    splits = split_indices(ds, list(range(len(readable))), report.groups, val=config.val_fraction,
                            test=config.test_fraction, seed=config.seed)
-    if not splits["val"]:
-        raise GraftError("There are too few photos to keep some aside for checking.", hint="Add photos to each class.")
     tasks = build_tasks(ds, config)
     return Prepared(ds, report, splits, tasks, build_targets(ds, tasks))
 
@@ -123,91 +132,117 @@ def _progress(run: RunFolder, phase: str, label: str, stopper: StopWatcher | Non
     return report
 
 
+def _resolve(config: RunConfig, prep: Prepared, run: RunFolder, resume: bool) -> RunConfig:
+    """Fill in what the config left to the data (folds, resize) and record it in config.json.
+
+    A run from before cross-validation existed (no folds recorded) resumes as the one split it was.
+    """
+    requested = config.folds
+    if requested is None and resume and has_checkpoint(run.path):
+        requested = 1
+    folds = resolve_folds(requested, prep)
+    if folds == 1 and not prep.splits["val"]:
+        raise GraftError("There are too few photos to keep some aside for checking.", hint="Add photos to each class.")
+    resolved = config.replace(folds=folds, resize=config.resize or prep.report.resize)
+    if resolved != config:
+        run.write_config(resolved)
+    return resolved
+
+
+def _preprocessing(config: RunConfig, prep: Prepared, fitter: Fitter, run: RunFolder,
+                   stopper: StopWatcher) -> Preprocessing:
+    """This run's preprocessing; photos are decoded again when it isn't Graft's default squash.
+
+    (The Fitter decodes with the default; passing ``prep=`` to its ``decoded_images`` call would save
+    that first decode.)
+    """
+    mean, std = fitter.dcfg["mean"], fitter.dcfg["std"]
+    settings = Preprocessing(size=fitter.image_size, resize=config.resize or "squash",
+                             bit_depth=prep.report.bit_depth, pad_colour=pad_colour_for(mean),
+                             mean=tuple(mean), std=tuple(std))
+    if settings.cache_tag():
+        samples = prep.ds.samples
+        fitter.images = decoded_images([s.path for s in samples], [prep.report.hashes[s.rel] for s in samples],
+                                       fitter.image_size, _progress(run, "decode", "Preparing photos", stopper),
+                                       prep=settings)
+    return settings
+
+
 def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool = False) -> tuple[str, str]:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     prep = prepare(config, run, stopper)
+    config = _resolve(config, prep, run, resume)
     fitter = Fitter(config, prep, run, stopper, decode_progress=_progress(run, "decode", "Preparing photos", stopper))
+    settings = _preprocessing(config, prep, fitter, run, stopper)
     _emit_start(run, config, prep, fitter.runtime, fitter.backbone, fitter.image_size)
+    if config.folds and config.folds >= 2:
+        return _train_crossval(config, run, stopper, prep, fitter, settings, resume)
     fitted = fitter.fit(prep.splits, resume=resume,
                         feature_progress=_progress(run, "features", "Computing features", stopper))
+    return _end_split(config, run, fitter, fitted, prep, prep.splits, settings)
+
+
+def _end_split(config: RunConfig, run: RunFolder, fitter: Fitter, fitted: Fitted, prep: Prepared,
+               splits: dict[str, list[int]], settings: Preprocessing, info: dict | None = None,
+               stopped_words: str = "") -> tuple[str, str]:
+    """Finish a one-split fit (or the fold a stop ended): files, state and message."""
     if fitted.diverged:
         advice = f"Training diverged ({fitted.diverged}): lower the learning rate and try again."
         if not fitted.usable:
             return "failed", advice + " No epoch finished, so there is no model to keep."
-        _finish(config, run, fitter, fitted, prep)
-        return "failed", advice + " The last good weights were kept."
-    message = _finish(config, run, fitter, fitted, prep)
+        outcome = finish_split(config, run, fitter, fitted, prep, splits, settings, info)
+        return "failed", _message(outcome, advice + " The last good weights were kept.")
+    outcome = finish_split(config, run, fitter, fitted, prep, splits, settings, info)
     fit = fitted.result
     if fit.stopped == "stopped on request":
-        return "stopped", f"Stopped on request after {len(fit.history)} epoch(s); the best model so far was kept. " + message
-    return "done", message
+        words = stopped_words or (f"Stopped on request after {len(fit.history)} epoch(s); the best model so far "
+                                  "was kept.")
+        return "stopped", _message(outcome, words)
+    return "done", _message(outcome)
+
+
+def _train_crossval(config: RunConfig, run: RunFolder, stopper: StopWatcher, prep: Prepared, fitter: Fitter,
+                    settings: Preprocessing, resume: bool) -> tuple[str, str]:
+    """K folds, then the final model; a stop keeps the fold in progress as a one-split result."""
+    cv = run_crossval(config, prep, fitter, run, stopper, config.folds, resume=resume,
+                      feature_progress=_progress(run, "features", "Computing features", stopper))
+    if cv.stopped_fold:
+        fitted, k = cv.stopped_fitted, cv.stopped_fold
+        words = (f"Stopped on request during fold {k} of {cv.folds} after {len(fitted.result.history)} epoch(s); "
+                 f"the best model so far was kept, scored on that fold's {len(cv.stopped_splits['test'])} photos. "
+                 f"Resume to finish the cross-validation ({len(cv.results)} fold(s) are done).")
+        info = {"crossval": {"folds": cv.folds, "completed": False, "stopped_in_fold": k}}
+        return _end_split(config, run, fitter, fitted, prep, cv.stopped_splits, settings, info, words)
+    if cv.final is None:
+        return "failed", (f"Training diverged ({cv.diverged}): lower the learning rate and try again. "
+                          "The cross-validation could not finish, so there is no model to keep.")
+    outcome = finish_crossval(config, run, fitter, cv, prep, settings)
+    if cv.diverged:
+        return "failed", _message(outcome, f"Training diverged in the final fit ({cv.diverged}): lower the learning "
+                                           "rate and try again. The last good weights were kept.")
+    fit = cv.final.result
+    if fit and fit.stopped == "stopped on request":
+        return "stopped", _message(outcome, f"Stopped on request during the final fit after {len(fit.history)} of "
+                                            f"{cv.final_epochs} epoch(s); that model was kept, but the numbers "
+                                            f"describe models trained {cv.final_epochs} epochs. Resume to finish.")
+    return "done", _message(outcome)
+
+
+def _message(outcome: Outcome, note: str = "") -> str:
+    """The verdict first (the interface other checks rely on), then what happened, then the numbers."""
+    text = summary(outcome.metrics, outcome.verdict)
+    if not note:
+        return text
+    head, _, rest = text.partition(" Accuracy ")
+    return f"{head} {note} Accuracy {rest}" if rest else f"{text} {note}"
 
 
 def _emit_start(run: RunFolder, config: RunConfig, prep: Prepared, runtime: Runtime, backbone: str,
                 image_size: int) -> None:
+    folds = config.folds or 1
+    splits = {k: len(v) for k, v in prep.splits.items()} if folds < 2 else {"folds": folds, "photos": len(prep.ds.samples)}
     run.emit("run_start", config=config.to_dict(), backbone=backbone, image_size=image_size,
              classes=prep.ds.classes, tasks=[{"name": t.name, "classes": list(t.classes)} for t in prep.tasks],
-             splits={k: len(v) for k, v in prep.splits.items()}, **runtime.describe())
+             splits=splits, folds=folds, **runtime.describe())
     run.set_status("running", "Training started.", **runtime.describe())
-
-
-def _finish(config: RunConfig, run: RunFolder, fitter: Fitter, fitted: Fitted, prep: Prepared) -> str:
-    """Score the test split, write metrics and predictions, and save the model package."""
-    run.set_status("running", "Scoring the test photos…")
-    trainer, fit, dcfg = fitted.trainer, fitted.result, fitter.dcfg
-    classes, good = prep.ds.classes, config.good_class
-    y = np.array([classes.index(s.label) for s in prep.ds.samples])
-    val_p = label_probs(trainer.predict_split("val"), prep.tasks, classes)
-    threshold = choose_threshold(y[prep.splits["val"]], val_p, classes, good) if good else 0.5
-    split = "test" if prep.splits["test"] else "val"
-    task_probs = trainer.predict_split(split)
-    probs = label_probs(task_probs, prep.tasks, classes)
-    metrics = score(y[prep.splits[split]], probs, classes, good, threshold)
-    metrics.update(evaluated_on=split, best_epoch=fit.best_epoch if fit else None,
-                   epochs_run=len(fit.history) if fit else None, stopped_early=fit.stopped if fit else "",
-                   splits={k: len(v) for k, v in prep.splits.items()}, tasks=_task_metrics(task_probs, prep, split))
-    write_json_atomic(run.metrics_file, metrics)
-    _write_predictions(run.predictions_file, prep, split, probs, classes, good, threshold)
-    spec = ModelSpec(backbone=fitter.backbone, tasks=prep.tasks, classes=classes, image_size=fitter.image_size,
-                     mean=dcfg["mean"], std=dcfg["std"], interpolation=dcfg["interpolation"], good_class=good,
-                     threshold=threshold,
-                     info={"strategy": config.strategy.value, "start": config.start, "dataset": str(config.data),
-                           "run": run.path.name})
-    save_package(fitted.model, spec, run.model_dir)
-    return _summary(metrics)
-
-
-def _task_metrics(probs: dict[str, np.ndarray], prep: Prepared, split: str) -> dict[str, dict]:
-    if len(prep.tasks) < 2:
-        return {}
-    out = {}
-    for task in prep.tasks:
-        y = prep.targets[task.name][prep.splits[split]]
-        keep = y >= 0
-        out[task.name] = score(y[keep], probs[task.name][keep], list(task.classes))
-    return out
-
-
-def _write_predictions(path: Path, prep: Prepared, split: str, probs: np.ndarray, classes: list[str],
-                       good: str | None, threshold: float) -> None:
-    pred = decide(probs, classes, good, threshold)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["image", "split", "label", "predicted", "correct"] + [f"p_{c}" for c in classes])
-        for row, i in enumerate(prep.splits[split]):
-            s = prep.ds.samples[i]
-            w.writerow([s.rel, split, s.label, classes[pred[row]], s.label == classes[pred[row]]]
-                       + [f"{p:.5f}" for p in probs[row]])
-
-
-def _summary(metrics: dict) -> str:
-    text = f"Accuracy {metrics['accuracy']:.0%} on {metrics['n']} {metrics['evaluated_on']} photos."
-    if metrics.get("catch_rate") is not None:
-        text += f" Defects caught: {metrics['catch_rate']:.0%}."
-    if metrics.get("false_alarm_rate") is not None:
-        text += f" False alarms: {metrics['false_alarm_rate']:.0%}."
-    if len(metrics["predicted_classes"]) == 1 and len(metrics["classes"]) > 1:
-        text += (f" Warning: the model predicts only '{metrics['predicted_classes'][0]}' for every photo; "
-                 "it has not learned to tell the classes apart. Add photos, train longer or try another strategy.")
-    return text

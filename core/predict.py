@@ -1,4 +1,4 @@
-"""Score photos with a packaged model: same decoding, size, normalisation and precision as training."""
+"""Score photos with a packaged model: the same preprocessing (core.preprocess), decision and precision as training."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import torch
 from .augment import to_model_input
 from .device import Runtime, select_runtime
 from .errors import GraftError
-from .metrics import decide, defect_scores
-from .images import UnreadableImage, has_image_extension, load_resized
+from .metrics import answers, decide, defect_scores
+from .images import UnreadableImage, has_image_extension
 from .package import ModelSpec, load_package
 from .model import GraftModel
+from .preprocess import model_pixels
 from .tasks import label_probs
 
 __all__ = ["Predictor", "Prediction", "list_images"]
@@ -27,7 +28,12 @@ ImageSource = str | Path | PIL.Image.Image | bytes
 
 @dataclass
 class Prediction:
-    """One photo's verdict."""
+    """One photo's answer.
+
+    ``label`` is the class at the threshold; ``verdict`` is what to do with the part: ``good``,
+    ``defect`` or ``uncertain`` (send it to a person), or the class name for a model without a
+    good class (``uncertain`` too when its two likeliest classes are closer than the band).
+    """
 
     source: str
     label: str | None
@@ -36,12 +42,14 @@ class Prediction:
     defect_score: float | None = None
     tasks: dict[str, dict[str, float]] | None = None
     error: str = ""
+    verdict: str | None = None
 
     def to_row(self) -> dict[str, Any]:
-        row = {"image": self.source, "predicted": self.label, "confidence": round(self.confidence, 4)}
+        """Full-precision values: a rounded score could contradict its verdict."""
+        row = {"image": self.source, "verdict": self.verdict, "predicted": self.label, "confidence": self.confidence}
         if self.defect_score is not None:
-            row["defect_score"] = round(self.defect_score, 4)
-        row.update({f"p_{k}": round(v, 4) for k, v in self.scores.items()})
+            row["defect_score"] = self.defect_score
+        row.update({f"p_{k}": v for k, v in self.scores.items()})
         if self.error:
             row["error"] = self.error
         return row
@@ -79,7 +87,8 @@ class Predictor:
         return self.spec.classes
 
     def preprocess(self, source: ImageSource) -> np.ndarray:
-        return load_resized(source, self.spec.image_size)
+        """The photo as this model sees it (before normalisation): see :func:`core.preprocess.model_pixels`."""
+        return model_pixels(source, self.spec.preprocessing)
 
     @torch.inference_mode()
     def probs_from_arrays(self, arrays: np.ndarray) -> np.ndarray:
@@ -121,12 +130,13 @@ class Predictor:
         spec = self.spec
         thr = spec.threshold if threshold is None else threshold
         k = int(decide(probs[None], self.classes, spec.good_class, thr)[0])
+        verdict = answers(probs[None], self.classes, spec.good_class, thr, spec.uncertain_band)[0]
         scores = {c: float(p) for c, p in zip(self.classes, probs)}
         defect = float(defect_scores(probs[None], self.classes, spec.good_class)[0]) if spec.good_class else None
         tasks = None
         if len(spec.tasks) > 1:
             tasks = {t.name: {c: float(p) for c, p in zip(t.classes, task_probs[t.name])} for t in spec.tasks}
-        return Prediction(name, self.classes[k], float(probs[k]), scores, defect, tasks)
+        return Prediction(name, self.classes[k], float(probs[k]), scores, defect, tasks, verdict=verdict)
 
 
 def _name(source: ImageSource) -> str:

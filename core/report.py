@@ -1,9 +1,12 @@
 """The stakeholder report: one self-contained HTML file that explains a run in business words.
 
 Everything is inlined (plotly's JavaScript once, photos as data URIs), so the file opens offline
-and can be mailed as it is. Sections carry ids (``problem``, ``approach``, ``training``,
-``results``, ``confusion``, ``examples``, ``baseline``) so the app and the tests can find them.
-Every piece of text that comes from the user's files is HTML-escaped.
+and can be mailed as it is. The verdict and its reason open the report (id ``verdict``), above the
+numbers; sections carry ids (``problem``, ``approach``, ``training``, ``results``, ``confusion``,
+``examples``, ``baseline``) so the app and the tests can find them. The numbers are the held-out
+figures training recorded, with the same 95% ranges as the app; a threshold saved later is shown
+beside them, labelled optimistic when it was chosen on the same photos. Every piece of text that
+comes from the user's files is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -25,13 +28,16 @@ from plotly.subplots import make_subplots
 from . import __version__
 from .backbones import CURATED, parse_start
 from .config import Strategy
+from .decision import Decision, read_decision
 from .errors import GraftError
 from .explain import explain
 from .export import test_images
 from .images import UnreadableImage
 from .jsonio import read_json, read_jsonl
+from .numbers import DASH, fmt_pct, fmt_range, fmt_score
 from .predict import Predictor
 from .runs import read_status
+from .verdict import Verdict, held_out_words, judge
 
 __all__ = ["build_report", "load_run", "RunData", "find_scratch_baseline", "SECTION_IDS", "REPORT_FILE",
            "STRATEGY_WORDS"]
@@ -71,6 +77,7 @@ class RunData:
     check: dict[str, Any]
     spec: dict[str, Any]
     epochs: list[dict[str, Any]] = field(default_factory=list)
+    decision: Decision = field(default_factory=Decision)
 
     @property
     def classes(self) -> list[str]:
@@ -88,9 +95,11 @@ def load_run(run_dir: str | Path) -> RunData:
     spec = read_json(path / "model" / "model.json")
     if not isinstance(metrics, dict) or not isinstance(spec, dict):
         raise GraftError("This run has no finished model yet.", hint="Pick a run that finished training.")
-    epochs = [e for e in read_jsonl(path / "events.jsonl") if e.get("event") == "epoch"]
+    events = read_jsonl(path / "events.jsonl")
+    last_fit = [e for e in events if e.get("event") == "epoch" and e.get("stage") in (None, "final")]
+    epochs = last_fit or [e for e in events if e.get("event") == "epoch"]
     return RunData(path, read_json(path / "config.json", {}) or {}, read_status(path), metrics,
-                   read_json(path / "check.json", {}) or {}, spec, epochs)
+                   read_json(path / "check.json", {}) or {}, spec, epochs, read_decision(path))
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, *, max_examples: int = 6) -> Path:
@@ -126,7 +135,13 @@ def _e(value: Any) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.0%}" if value in (0, 1) else f"{value:.1%}"
+    return fmt_pct(value, 0 if value in (0, 1) else 1)
+
+
+def _range(run: "RunData", key: str) -> str:
+    """The 95% range of a headline number, as the app shows it (``"21%–94%"``), or ``""``."""
+    found = (run.metrics.get("ranges") or {}).get(key)
+    return f"95% range {fmt_range(*found)}" if found else ""
 
 
 def _section(sid: str, title: str, body: str, lead: str = "") -> str:
@@ -190,16 +205,29 @@ def _problem(run: RunData) -> str:
 
 
 def _split_text(run: RunData) -> str:
-    sp = run.metrics.get("splits") or {}
-    held = run.metrics.get("evaluated_on", "test")
+    sp, m = run.metrics.get("splits") or {}, run.metrics
+    held = m.get("evaluated_on", "test")
     choose = "the best version of the model" + (" and the alarm threshold" if run.good else "")
-    text = (f"The photos were divided at random, keeping each class's share: <strong>{sp.get('train', '–')}</strong> "
-            f"to learn from, <strong>{sp.get('val', '–')}</strong> to choose {choose}, and "
-            f"<strong>{sp.get('test', '–')}</strong> kept aside, never seen during training, for the numbers below.")
-    if held != "test":
-        text += " There were too few photos for a separate test set, so the numbers use the checking photos."
+    cv = m.get("crossval") or {}
+    if held == "oof":
+        text = (f"The photos were divided into {cv.get('folds')} groups (folds) keeping each class's share, with "
+                "copies of a photo always in the same fold. Each fold was scored by a model trained on the other "
+                "folds only, so every photo's score comes from a model that never saw it; each fold's alarm "
+                "threshold was chosen on the other folds' scores. The model delivered was then trained on every "
+                f"photo for {cv.get('final_epochs')} round(s), the typical best of the folds.")
+    else:
+        text = (f"The photos were divided at random, keeping each class's share: <strong>{sp.get('train', '–')}"
+                f"</strong> to learn from, <strong>{sp.get('val', '–')}</strong> to choose {choose}, and "
+                f"<strong>{sp.get('test', '–')}</strong> kept aside for the numbers below.")
+        if held != "test":
+            text += (" There were too few photos for a separate test set, so the numbers use the checking photos, "
+                     "which also chose the model: they are a little optimistic.")
+        elif cv.get("stopped_in_fold"):
+            text += (f" (Training was stopped during fold {cv['stopped_in_fold']} of a {cv.get('folds')}-fold "
+                     "cross-validation; these are that fold's photos.)")
     issues = [f"{len(run.check.get(k) or [])} {label}" for k, label in
-              (("unreadable", "unreadable files were skipped"), ("duplicates", "duplicate photos were found"))
+              (("unreadable", "unreadable files were skipped"), ("duplicates", "duplicate photos were found"),
+               ("near_duplicates", "set(s) of near-copies were kept together"))
               if run.check.get(k)]
     return f"<p>{text}</p>" + (f'<p class="note">{_e("; ".join(issues))}.</p>' if issues else "")
 
@@ -230,13 +258,20 @@ def _approach(run: RunData) -> str:
     strategy = str(run.config.get("strategy") or run.spec.get("info", {}).get("strategy", ""))
     size = run.spec.get("image_size", "–")
     best, rounds = run.metrics.get("best_epoch"), run.metrics.get("epochs_run")
+    cv = run.metrics.get("crossval") or {}
     training = f"{rounds or len(run.epochs)} rounds (epochs) over the training photos in {_minutes(_duration(run))}"
     if best:
         training += f"; the version from round {best} was kept because it did best on the checking photos"
+    if cv.get("completed"):
+        training = (f"{cv.get('folds')} models for the cross-validation, then the delivered model: "
+                    f"{rounds} rounds (epochs) over every photo; {_minutes(_duration(run))} in all")
+    shape = ("the whole photo, squashed, nothing cropped away" if run.spec.get("resize", "squash") == "squash" else
+             "the whole photo, its shape kept and the rest padded, nothing cropped away")
+    bits = f" 16-bit photos read on a {run.spec['bit_depth']}-bit scale." if run.spec.get("bit_depth") else ""
     rows = [("Starting network", _backbone_words(str(run.spec.get("backbone", "")))),
             ("Starting point", _start_words(run)),
             ("How it learned", _e(STRATEGY_WORDS.get(strategy, strategy))),
-            ("Photo size", f"{size}×{size} pixels: the whole photo, squashed, nothing cropped away."),
+            ("Photo size", f"{size}×{size} pixels: {shape}.{bits}"),
             ("Training", _e(training) + "."),
             ("Computer", _e(f"{str(run.status.get('device', 'cpu')).upper()}, "
                             f"{run.status.get('precision', 'fp32')} arithmetic"))]
@@ -268,31 +303,85 @@ def _training(run: RunData) -> str:
     return _section("training", "Training", _figure(fig, 340), lead)
 
 
-def _cards(cards: list[tuple[str, str, str]]) -> str:
+def _cards(cards: list[tuple[str, str, str, str]]) -> str:
     return '<div class="cards">' + "".join(
         f'<div class="card"><div class="label">{_e(t)}</div><div class="value">{_e(v)}</div>'
-        f'<div class="sub">{_e(s)}</div></div>' for t, v, s in cards) + "</div>"
+        f'<div class="sub">{_e(s)}</div><div class="range">{_e(r)}</div></div>' for t, v, s, r in cards) + "</div>"
 
 
 def _results(run: RunData) -> str:
     m = run.metrics
     n = int(m.get("n", 0))
     correct = sum(row[k] for k, row in enumerate(m.get("confusion") or []))
-    cards = [("Accuracy", _pct(m.get("accuracy")), f"{correct} of {n} photos classified correctly")]
+    cards = [("Accuracy", _pct(m.get("accuracy")), f"{correct} of {n} photos classified correctly",
+              _range(run, "accuracy"))]
     if run.good:
         cards.append(("Defects caught", _pct(m.get("catch_rate")),
-                      f"{m.get('defects_caught', 0)} of {m.get('defects', 0)} defective parts flagged"))
+                      f"{m.get('defects_caught', 0)} of {m.get('defects', 0)} defective parts flagged",
+                      _range(run, "catch_rate")))
         cards.append(("False alarms", _pct(m.get("false_alarm_rate")),
-                      f"{m.get('false_alarms', 0)} of {m.get('good_parts', 0)} good parts flagged"))
-        lead = (f"At the chosen threshold of {float(m.get('threshold', 0.5)):.2f}: a part is flagged when the model "
-                "is at least that sure it shows a defect. The threshold was picked on the checking photos to "
-                "balance caught defects against false alarms.")
+                      f"{m.get('false_alarms', 0)} of {m.get('good_parts', 0)} good parts flagged",
+                      _range(run, "false_alarm_rate")))
+        if m.get("evaluated_on") == "oof":
+            rule = (f"A part is flagged when the model is at least that sure it shows a defect: the delivered model "
+                    f"from {fmt_score(m.get('threshold'))} up; each fold's photos were judged with a threshold "
+                    "chosen on the other folds only.")
+        else:
+            rule = (f"A part is flagged when the model is at least {fmt_score(m.get('threshold'))} sure it shows a "
+                    "defect; that threshold was picked on the checking photos.")
+        lead = (f"{rule} Measured on {_e(held_out_words(m))}. The 95% ranges say where the true rates could lie.")
     else:
-        cards.append(("Balanced score", f"{m.get('macro_f1', 0):.2f}",
-                      "macro-F1: every class counts equally; 1.00 is perfect"))
+        cards.append(("Balanced accuracy", _pct(m.get("balanced_accuracy")),
+                      "the average of each class's share found; every class counts equally",
+                      _range(run, "balanced_accuracy")))
         lead = ("No class was marked as the good part, so every class counts the same; the verdict is the most "
-                "likely class.")
-    return _section("results", "Headline numbers", _cards(cards) + _warnings(run) + _per_class(run), lead)
+                f"likely class. Measured on {_e(held_out_words(m))}.")
+    body = _cards(cards) + _band(run) + _later_threshold(run) + _warnings(run) + _per_class(run)
+    return _section("results", "Headline numbers", body, lead)
+
+
+def _band(run: RunData) -> str:
+    """What the uncertain band costs: the share of photos sent to a person, at the model's current settings."""
+    from .results import band_at, load_predictions
+
+    band = run.decision.uncertain_band
+    if band <= 0:
+        return ""
+    try:
+        summary = band_at(load_predictions(run.path), band=band)
+    except GraftError:
+        return ""
+    if not summary.get("n"):
+        return ""
+    text = (f"Uncertain answers go to a person: with a band of {band:.2f} around the threshold, "
+            f"{summary['sent_to_person']} of {summary['n']} photos ({_pct(summary['share'])}) would be sent to a "
+            "person instead of being decided")
+    if run.good and summary.get("defects"):
+        text += (f"; outside the band, {summary['defects_missed']} defective part(s) would pass and "
+                 f"{summary['false_alarms']} good part(s) would be flagged")
+    return f'<p class="note">{_e(text)}.</p>'
+
+
+def _later_threshold(run: RunData) -> str:
+    """A threshold saved after training, with its figures on the same photos (optimistic if chosen on them)."""
+    from .results import at_threshold, is_optimistic, load_predictions
+
+    d = run.decision
+    trained = d.threshold_from_training
+    if not run.good or trained is None or abs(d.threshold - trained) < 1e-12:
+        return ""
+    try:
+        preds = load_predictions(run.path)
+    except GraftError:
+        return ""
+    point = at_threshold(preds, d.threshold)
+    label = (f"tuned on the {'test' if preds.split == 'test' else 'same'} photos: optimistic"
+             if is_optimistic(preds, d.chosen_on) else f"chosen on {d.chosen_on or 'another set of photos'}")
+    text = (f"The model now uses the threshold {fmt_score(d.threshold)} (saved {d.saved or 'later'}; {label}). On the "
+            f"same photos it would catch {point.caught.k} of {point.caught.n} defects ({_pct(point.caught.value)}) "
+            f"with {point.false_alarms.k} of {point.false_alarms.n} false alarms ({_pct(point.false_alarms.value)}). "
+            "The numbers above stay those measured at training's threshold.")
+    return f'<p class="note">{_e(text)}</p>'
 
 
 def _warnings(run: RunData) -> str:
@@ -312,8 +401,11 @@ def _per_class(run: RunData) -> str:
     per = run.metrics.get("per_class") or {}
     rows = [[_e(c), str(per[c].get("support", 0)), _pct(per[c].get("recall")), _pct(per[c].get("precision"))]
             for c in run.classes if c in per]
-    header = ["Class", "Test photos", "Found (recall)", "Right when it says so (precision)"]
-    return "<h3>Per class</h3>" + _table(header, rows)
+    held = {"oof": "Photos scored", "val": "Checking photos"}.get(run.metrics.get("evaluated_on"), "Test photos")
+    header = ["Class", held, "Found (recall)", "Right when it says so (precision)"]
+    note = (f'<p class="note">{DASH}: no photos of that class were scored, so there is nothing to measure.</p>'
+            if any(not per[c].get("support") for c in run.classes if c in per) else "")
+    return "<h3>Per class</h3>" + _table(header, rows) + note
 
 
 def _confusion(run: RunData) -> str:
@@ -469,9 +561,27 @@ def _baseline_chart(run: RunData, base: RunData) -> str:
 
 # --- the page ------------------------------------------------------------------------------
 
+def _verdict(run: RunData) -> Verdict:
+    """The verdict with the targets saved with the run (the one training recorded if they are unchanged)."""
+    if run.metrics.get("ranges") is not None:
+        return judge(run.metrics, run.decision.targets)
+    stored = run.metrics.get("verdict") or {}
+    return Verdict(stored.get("level", "promising"), stored.get("reason", "")) if stored else judge(run.metrics)
+
+
+def _verdict_box(run: RunData) -> str:
+    verdict = _verdict(run)
+    t = run.decision.targets
+    targets = (f"Targets: catch at least {fmt_pct(t.catch_rate)} of defects with at most "
+               f"{fmt_pct(t.false_alarm_rate)} false alarms." if run.good else
+               f"Target: every class found at least {fmt_pct(t.catch_rate)} of the time.")
+    return (f'<section id="verdict" class="verdict {verdict.level}"><div class="level">{_e(verdict.title)}</div>'
+            f'<p>{_e(verdict.reason)}</p><p class="muted">{_e(targets)}</p></section>')
+
+
 def _summary(run: RunData) -> str:
     m = run.metrics
-    text = f"On {m.get('n', 0)} photos it had never seen, the model was right {_pct(m.get('accuracy'))} of the time."
+    text = f"On {held_out_words(m)}, the model was right {_pct(m.get('accuracy'))} of the time."
     if run.good and m.get("catch_rate") is not None:
         text += (f" It caught {_pct(m.get('catch_rate'))} of defective parts"
                  + (f" and raised a false alarm on {_pct(m.get('false_alarm_rate'))} of good parts."
@@ -495,11 +605,13 @@ def _page(run: RunData, sections: list[str]) -> str:
 </head><body><main>
 <header><div class="brand">Graft · model report</div><h1>{_e(title)}</h1>
 <p class="meta">Run {_e(run.path.name)} · model saved {_e(created)} · {len(run.classes)} classes</p></header>
+{_verdict_box(run)}
 <div class="summary">{_summary(run)}</div>
 <nav>{nav}</nav>
 {"".join(sections)}
-<footer>Made with Graft {_e(__version__)} on {time.strftime("%Y-%m-%d")}. All numbers are measured on photos the
-model never saw while training. Heatmaps: Grad-CAM.</footer>
+<footer>Made with Graft {_e(__version__)} on {time.strftime("%Y-%m-%d")}. The numbers are measured on
+{_e(held_out_words(run.metrics))}. Ranges: 95% (Wilson for rates, bootstrap for ROC AUC and balanced accuracy).
+Heatmaps: Grad-CAM.</footer>
 </main></body></html>
 """
 
@@ -539,6 +651,13 @@ dt { font-weight:600; } dd { margin:0; }
 .card .label { font-size:12px; text-transform:uppercase; letter-spacing:.05em; color:var(--muted); }
 .card .value { font-size:32px; font-weight:600; color:var(--accent); line-height:1.2; }
 .card .sub { font-size:13px; color:var(--muted); }
+.card .range { font-size:12px; color:var(--muted); margin-top:2px; }
+.verdict { margin:20px 0 4px; padding:14px 18px; border-radius:6px; border-left:6px solid; border-top:none; }
+.verdict .level { font-size:20px; font-weight:600; }
+.verdict p { margin:4px 0 0; }
+.verdict.not_usable { background:#fbeaea; border-color:var(--bad); }
+.verdict.promising { background:#fdf3e7; border-color:#d98a1f; }
+.verdict.ready { background:#e3f1e9; border-color:var(--good); }
 .note { color:var(--muted); font-style:italic; }
 .warning { background:#fdf3e7; border-left:4px solid #d98a1f; padding:8px 12px; margin:10px 0; }
 .examples { display:grid; grid-template-columns:repeat(auto-fill, minmax(270px, 1fr)); gap:14px; }

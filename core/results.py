@@ -1,13 +1,17 @@
 """A run's scored photos and what they say at any threshold: operating points, ROC, confusion, mistakes.
 
 Pure logic behind the Evaluate page (no streamlit), computed from the files a run leaves behind
-(``predictions.csv``, ``metrics.json``, ``model/model.json``), so the page never needs the model
-itself to show numbers.
+(``predictions.csv``, ``metrics.json``, ``model/model.json`` and ``model/decision.json``), so the page
+never needs the model itself to show numbers.
+
+Which photos a view uses matters: :func:`load_predictions` reads one split. The *held-out* figures
+(:func:`held_out`) are the test photos (or the out-of-fold scores of a cross-validation) decided with
+the threshold training chose without looking at them; a threshold chosen by looking at the same photos
+makes their numbers optimistic (:func:`is_optimistic`).
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -16,11 +20,13 @@ import numpy as np
 
 from .errors import GraftError
 from .jsonio import read_json
-from .metrics import Rate, decide, defect_scores
+from .metrics import Rate, band_summary, decide, defect_scores, score
+from .predictions_file import PREDICTIONS_FILE, SPLIT_ORDER, read_predictions
 
-__all__ = ["Predictions", "load_predictions", "OperatingPoint", "at_threshold", "headline", "sweep",
-           "threshold_to_catch_all", "defect_roc", "confusion_at", "cell_indices", "mistake_indices",
-           "run_files", "resolve_images"]
+__all__ = ["Predictions", "load_predictions", "available_splits", "OperatingPoint", "at_threshold", "headline",
+           "held_out", "held_out_metrics", "sweep", "threshold_to_catch_all", "threshold_for_target", "defect_roc",
+           "confusion_at", "cell_indices", "mistake_indices", "band_at", "is_optimistic", "run_files",
+           "resolve_images"]
 
 
 # --- a run's test-set predictions ------------------------------------------------------------------
@@ -28,15 +34,18 @@ __all__ = ["Predictions", "load_predictions", "OperatingPoint", "at_threshold", 
 
 @dataclass(frozen=True)
 class Predictions:
-    """A run's scored test photos: true class, per-class probabilities, and the model's threshold."""
+    """A run's scored photos of one split: true class, per-class probabilities, and the model's threshold."""
 
     images: tuple[str, ...]
     y: np.ndarray  # true class index per photo
     probs: np.ndarray  # (N, K) probabilities in the order of ``classes``
     classes: list[str]
     good_class: str | None = None
-    threshold: float = 0.5  # the model's current threshold (model.json)
-    split: str = "test"
+    threshold: float = 0.5  # the model's current threshold (decision.json)
+    split: str = "test"  # test, oof (out-of-fold) or val
+    decided_at: np.ndarray | None = None  # per photo: the threshold training decided it with
+    folds: np.ndarray | None = None  # per photo: its cross-validation fold (1..K), else None
+    uncertain_band: float = 0.0  # the model's current "send to a person" band (decision.json)
 
     @property
     def n(self) -> int:
@@ -47,7 +56,7 @@ class Predictions:
         """True when there is a good class, so catch rate and false alarms make sense."""
         return self.good_class in self.classes and len(self.classes) >= 2
 
-    def decide(self, threshold: float | None = None) -> np.ndarray:
+    def decide(self, threshold: float | np.ndarray | None = None) -> np.ndarray:
         """Predicted class index per photo at ``threshold`` (default: the model's)."""
         thr = self.threshold if threshold is None else threshold
         return decide(self.probs, self.classes, self.good_class if self.has_defects else None, thr)
@@ -56,52 +65,66 @@ class Predictions:
         return defect_scores(self.probs, self.classes, self.good_class)
 
 
-def load_predictions(run_dir: str | Path) -> Predictions:
-    """Read ``predictions.csv`` of a finished run, with its good class and threshold.
+def load_predictions(run_dir: str | Path, split: str | None = None) -> Predictions:
+    """Read one split of a finished run's ``predictions.csv``, with its good class and decision settings.
 
     Args:
         run_dir: the run folder.
+        split: ``test``, ``oof`` or ``val``; default the split the headline numbers come from
+            (``metrics.json``'s ``evaluated_on``, else the first of test, oof, val in the file).
 
     Returns:
-        The run's :class:`Predictions`.
+        The run's :class:`Predictions` for that split (empty when the file has none of it).
 
     Raises:
         GraftError: the run has no (readable) predictions yet.
     """
     run_dir = Path(run_dir)
-    rows, classes = _read_prediction_rows(run_dir / "predictions.csv")
+    rows, classes = read_predictions(run_dir / PREDICTIONS_FILE)
     spec = read_json(run_dir / "model" / "model.json", {}) or {}
     metrics = read_json(run_dir / "metrics.json", {}) or {}
     config = read_json(run_dir / "config.json", {}) or {}
     good = spec.get("good_class", metrics.get("good_class", config.get("good_class")))
-    threshold = float(spec.get("threshold", metrics.get("threshold", 0.5)))
-    rows = [r for r in rows if r.get("label") in classes]
+    threshold, band = _decision(run_dir, spec, metrics)
+    present = [r.get("split") or "test" for r in rows]
+    chosen = split or _default_split(metrics, present)
+    rows = [r for r, sp in zip(rows, present) if sp == chosen and r.get("label") in classes]
     y = np.array([classes.index(r["label"]) for r in rows], dtype=int)
     probs = np.array([[_float(r.get(f"p_{c}")) for c in classes] for r in rows], dtype=float).reshape(len(rows), len(classes))
-    split = rows[0].get("split", "test") if rows else "test"
-    return Predictions(tuple(r.get("image", "") for r in rows), y, probs, classes, good, threshold, split)
+    decided = np.array([_float(r.get("threshold"), threshold) for r in rows], dtype=float)
+    folds = np.array([int(r["fold"]) for r in rows]) if rows and all(r.get("fold") for r in rows) else None
+    return Predictions(tuple(r.get("image", "") for r in rows), y, probs, classes, good, threshold, chosen,
+                       decided, folds, band)
 
 
-def _read_prediction_rows(path: Path) -> tuple[list[dict[str, str]], list[str]]:
+def available_splits(run_dir: str | Path) -> list[str]:
+    """The splits a run's ``predictions.csv`` holds, headline split first (e.g. ``["test", "val"]``)."""
+    rows, _ = read_predictions(Path(run_dir) / PREDICTIONS_FILE)
+    found = {r.get("split") or "test" for r in rows}
+    return [s for s in SPLIT_ORDER if s in found] + sorted(found - set(SPLIT_ORDER))
+
+
+def _default_split(metrics: dict[str, Any], present: list[str]) -> str:
+    if metrics.get("evaluated_on") in present:
+        return str(metrics["evaluated_on"])
+    return next((s for s in SPLIT_ORDER if s in present), present[0] if present else "test")
+
+
+def _decision(run_dir: Path, spec: dict[str, Any], metrics: dict[str, Any]) -> tuple[float, float]:
+    from .decision import read_decision
+
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
-            fields = reader.fieldnames or []
-    except OSError:
-        raise GraftError("This run has no test results yet.",
-                         hint="Open a run that finished; results appear when training ends.") from None
-    classes = [f[2:] for f in fields if f.startswith("p_")]
-    if not classes:
-        raise GraftError("This run's predictions.csv has no class probabilities; it can't be evaluated.")
-    return rows, classes
+        decision = read_decision(run_dir)
+        return decision.threshold, decision.uncertain_band
+    except GraftError:  # no model package (yet): the numbers still stand
+        return float(spec.get("threshold", metrics.get("threshold") or 0.5)), 0.0
 
 
-def _float(text: str | None) -> float:
+def _float(text: str | None, default: float = 0.0) -> float:
     try:
-        return float(text) if text not in (None, "") else 0.0
+        return float(text) if text not in (None, "") else default
     except ValueError:
-        return 0.0
+        return default
 
 
 # --- operating points ------------------------------------------------------------------------------
@@ -121,9 +144,10 @@ class OperatingPoint:
         return None if self.caught is None else self.caught.n - self.caught.k
 
 
-def at_threshold(preds: Predictions, threshold: float | None = None) -> OperatingPoint:
+def at_threshold(preds: Predictions, threshold: float | np.ndarray | None = None) -> OperatingPoint:
     """Accuracy, catch rate and false alarms if the model used ``threshold`` (default: its own)."""
-    thr = preds.threshold if threshold is None else float(threshold)
+    thr = preds.threshold if threshold is None else threshold
+    thr = float(thr) if np.ndim(thr) == 0 else np.asarray(thr, dtype=float)
     pred = preds.decide(thr)
     accuracy = Rate(int((pred == preds.y).sum()), preds.n)
     if not preds.has_defects:
@@ -132,7 +156,7 @@ def at_threshold(preds: Predictions, threshold: float | None = None) -> Operatin
     is_defect, flagged = preds.y != g, pred != g
     caught = Rate(int((flagged & is_defect).sum()), int(is_defect.sum()))
     alarms = Rate(int((flagged & ~is_defect).sum()), int((~is_defect).sum()))
-    return OperatingPoint(thr, accuracy, caught, alarms)
+    return OperatingPoint(thr if np.ndim(thr) == 0 else preds.threshold, accuracy, caught, alarms)
 
 
 def headline(preds: Predictions, metrics: dict[str, Any]) -> OperatingPoint:
@@ -154,10 +178,62 @@ def headline(preds: Predictions, metrics: dict[str, Any]) -> OperatingPoint:
     return OperatingPoint(preds.threshold, accuracy, caught, alarms)
 
 
+def held_out(preds: Predictions) -> OperatingPoint:
+    """The figures as training measured them: each photo decided with the threshold it was decided with then
+    (the validation threshold; for cross-validation, the one chosen on the other folds)."""
+    point = at_threshold(preds, preds.decided_at if preds.decided_at is not None else None)
+    return OperatingPoint(preds.threshold, point.accuracy, point.caught, point.false_alarms)
+
+
+def held_out_metrics(preds: Predictions) -> dict[str, Any]:
+    """:func:`core.metrics.score` of the held-out decisions (what ``metrics.json`` recorded in training)."""
+    thresholds = preds.decided_at if preds.decided_at is not None else preds.threshold
+    return score(preds.y, preds.probs, preds.classes, preds.good_class if preds.has_defects else None, thresholds)
+
+
+def is_optimistic(preds: Predictions, chosen_on: str) -> bool:
+    """Whether these photos' figures flatter a threshold chosen on ``chosen_on`` (a ``Decision.chosen_on``).
+
+    Validation photos always do (they chose the best epoch and training's threshold). Test photos do
+    when the threshold was chosen on the test photos, out-of-fold scores when it was chosen on all of
+    them at once: label such views "tuned on the ... photos: optimistic".
+    """
+    if preds.split == "val":
+        return True
+    return (preds.split, chosen_on) in {("test", "test"), ("oof", "out-of-fold")}
+
+
+def band_at(preds: Predictions, threshold: float | None = None, band: float | None = None) -> dict[str, Any]:
+    """What an uncertain band costs on these photos: how many go to a person, and the mistakes left.
+
+    See :func:`core.metrics.band_summary`; default threshold and band are the model's.
+    """
+    thr = preds.threshold if threshold is None else float(threshold)
+    width = preds.uncertain_band if band is None else float(band)
+    return band_summary(preds.probs, preds.y, preds.classes, preds.good_class if preds.has_defects else None,
+                        thr, width)
+
+
 def sweep(preds: Predictions, thresholds: Iterable[float] | None = None) -> list[OperatingPoint]:
     """Operating points across thresholds (default 0.00, 0.01, ..., 1.00), for the trade-off chart."""
     grid = np.linspace(0.0, 1.0, 101) if thresholds is None else thresholds
     return [at_threshold(preds, float(t)) for t in grid]
+
+
+def threshold_for_target(preds: Predictions, catch_rate: float) -> OperatingPoint | None:
+    """The highest threshold whose catch rate on these photos reaches ``catch_rate`` (fewest false alarms then).
+
+    None without a good class or without defective photos. On the photos it was chosen on, its
+    numbers are optimistic (see :func:`is_optimistic`).
+    """
+    if not preds.has_defects:
+        return None
+    is_defect = preds.y != preds.classes.index(preds.good_class)
+    if not is_defect.any():
+        return None
+    scores = np.sort(preds.defect_scores()[is_defect])[::-1]
+    needed = int(np.ceil(catch_rate * len(scores) - 1e-9))
+    return at_threshold(preds, float(scores[max(needed, 1) - 1]))
 
 
 def threshold_to_catch_all(preds: Predictions) -> OperatingPoint | None:
@@ -216,7 +292,8 @@ def mistake_indices(preds: Predictions, threshold: float | None = None, limit: i
 
 
 def run_files(run_dir: str | Path) -> dict[str, Any]:
-    """A run's small files, each ``{}``/``[]`` when missing: metrics, config, check, spec (model.json), events."""
+    """A run's small files, each ``{}``/``[]`` when missing: metrics, config, check, spec (model.json),
+    decision (decision.json), events."""
     from .jsonio import read_jsonl
 
     run_dir = Path(run_dir)
@@ -227,7 +304,7 @@ def run_files(run_dir: str | Path) -> dict[str, Any]:
 
     return {"metrics": obj(run_dir / "metrics.json"), "config": obj(run_dir / "config.json"),
             "check": obj(run_dir / "check.json"), "spec": obj(run_dir / "model" / "model.json"),
-            "events": read_jsonl(run_dir / "events.jsonl")}
+            "decision": obj(run_dir / "model" / "decision.json"), "events": read_jsonl(run_dir / "events.jsonl")}
 
 
 def resolve_images(run_dir: str | Path) -> dict[str, str]:

@@ -22,6 +22,7 @@ def run_row(run: dict[str, Any], now: float | None = None) -> dict[str, Any]:
 
     Returns:
         Plain values: run, dataset, backbone, start, strategy, images, accuracy, f1, catch_rate,
+        verdict (``not_usable``/``promising``/``ready`` or None), folds (None for one split),
         started (local time text), minutes, status, message, path.
     """
     config, status, metrics = run.get("config") or {}, run.get("status") or {}, run.get("metrics") or {}
@@ -37,6 +38,8 @@ def run_row(run: dict[str, Any], now: float | None = None) -> dict[str, Any]:
             "backbone": str(config.get("backbone", "")).split(".")[0], "start": _start_words(str(config.get("start", ""))),
             "strategy": config.get("strategy", ""), "images": images, "accuracy": metrics.get("accuracy"),
             "f1": metrics.get("macro_f1"), "catch_rate": metrics.get("catch_rate"),
+            "verdict": (metrics.get("verdict") or {}).get("level"),
+            "folds": (metrics.get("crossval") or {}).get("folds"),
             "started": time.strftime("%d %b %H:%M", time.localtime(float(started))) if started else "",
             "minutes": duration, "status": status.get("state", "unknown"), "message": status.get("message", ""),
             "path": run["path"]}
@@ -44,14 +47,16 @@ def run_row(run: dict[str, Any], now: float | None = None) -> dict[str, Any]:
 
 COMPARE_METRICS: tuple[tuple[str, str], ...] = (
     ("accuracy", "Accuracy"), ("macro_f1", "F1 (macro)"), ("catch_rate", "Catch rate"),
-    ("false_alarm_rate", "False alarm rate"), ("roc_auc", "ROC AUC"), ("n", "Test photos"),
+    ("false_alarm_rate", "False alarm rate"), ("roc_auc", "ROC AUC"), ("n", "Photos scored"),
     ("best_epoch", "Best epoch"), ("epochs_run", "Epochs run"),
 )
 
 
 def compare_runs(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Metrics side by side: ``{metric label: {run id: value}}`` for the chosen runs."""
-    out: dict[str, dict[str, Any]] = {}
+    """Metrics side by side: ``{metric label: {run id: value}}`` for the chosen runs (the verdict first)."""
+    from .verdict import LEVEL_TITLES
+
+    out: dict[str, dict[str, Any]] = {"Verdict": {r["id"]: LEVEL_TITLES.get(run_row(r)["verdict"]) for r in runs}}
     for key, label in (("backbone", "Backbone"), ("strategy", "Strategy"), ("start", "Start")):
         out[label] = {r["id"]: run_row(r)[key] for r in runs}
     for key, label in COMPARE_METRICS:

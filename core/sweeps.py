@@ -76,13 +76,23 @@ class SweepSpec:
 
 
 def trial_value(run_dir: str | Path) -> float | None:
-    """The run's validation score at its best epoch (None when no epoch finished)."""
-    epochs = [e for e in read_jsonl(Path(run_dir) / "events.jsonl") if e.get("event") == "epoch"]
-    best = [e for e in epochs if e.get("best")] or epochs
-    if not best:
-        return None
-    record = best[-1]
-    value = record.get("val_score", record.get("val_f1"))
+    """The run's validation score at its best epoch (None when no epoch finished).
+
+    A cross-validated run counts the mean over its folds (each fold's inner validation photos);
+    the final fit on every photo has nothing to validate on and is left out.
+    """
+    epochs = [e for e in read_jsonl(Path(run_dir) / "events.jsonl")
+              if e.get("event") == "epoch" and e.get("stage") != "final"]
+    by_fold: dict[Any, list[dict]] = {}
+    for e in epochs:
+        by_fold.setdefault(e.get("fold"), []).append(e)
+    values = [v for records in by_fold.values() if (v := _best_value(records)) is not None]
+    return sum(values) / len(values) if values else None
+
+
+def _best_value(records: list[dict]) -> float | None:
+    best = [e for e in records if e.get("best")] or records
+    value = best[-1].get("val_score", best[-1].get("val_f1"))
     return None if value is None else float(value)
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .archives import extract_zip, unwrap_single_folder
 from .config import RunConfig, Strategy
-from .datasets import cache_root, load_dataset
+from .datasets import cache_root, check_csv_header, load_dataset
 from .errors import GraftError
 from .images import UnreadableImage, has_image_extension, is_junk_name, open_rgb
 from .jsonio import read_json, read_jsonl, write_json_atomic
@@ -373,11 +373,14 @@ class Workspace:
     def import_csv(self, csv_bytes: bytes, images: Iterable[tuple[str, bytes]], name: str = "csv") -> DatasetInfo:
         """Save a labels CSV (columns ``image``, ``label``; optional ``split`` and extra tasks) with its photos.
 
-        The CSV's ``image`` column is matched to the uploaded photos by file name, so folders in
-        the CSV don't matter. Rows whose photo was not uploaded are left out (and counted in the notes).
+        The CSV's ``image`` column is matched to the uploaded photos by the longest matching end of the
+        path (``lineA/0001.jpg`` finds an upload named ``lineA/0001.jpg`` or ``0001.jpg``), so two photos
+        with the same file name in different folders keep their own labels. Rows whose photo was not
+        uploaded are left out (and counted in the notes).
 
         Raises:
-            GraftError: the CSV is not UTF-8 or lacks the columns, or no row matches a photo.
+            GraftError: the CSV is not UTF-8 or lacks the columns, no row matches a photo, or two
+                uploads with the same name can't be told apart.
         """
         dest = self._new_dataset_dir(name)
         header, rows = _parse_csv(csv_bytes)
@@ -397,15 +400,16 @@ class Workspace:
             shutil.rmtree(staged, ignore_errors=True)
 
     def _write_images(self, folder: Path, images: Iterable[tuple[str, bytes]]) -> dict[str, str]:
-        """Write photos flat into ``folder``; returns {lower-case upload name: relative path}."""
+        """Write photos flat into ``folder`` (same names get `` (2)``); returns {upload path key: relative path}."""
         folder.mkdir(parents=True, exist_ok=True)
         by_name: dict[str, str] = {}
         for filename, data in images:
             base = safe_filename(filename)
-            if not has_image_extension(base) or base.lower() in by_name:
+            key = _path_key(filename)
+            if not has_image_extension(base) or key in by_name:
                 continue
             written = _write_new(folder, base, data)
-            by_name[base.lower()] = f"{folder.name}/{written.name}"
+            by_name[key] = f"{folder.name}/{written.name}"
         return by_name
 
     # --- reading datasets ---
@@ -689,9 +693,7 @@ def _parse_csv(csv_bytes: bytes) -> tuple[list[str], list[dict[str, str]]]:
         rows = [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items() if k} for row in reader]
     except csv.Error as exc:
         raise GraftError(f"The CSV can't be read ({exc}).") from None
-    if "image" not in header or "label" not in header:
-        raise GraftError("The CSV needs the columns 'image' and 'label'.",
-                         hint="Add a header row: image,label (and optionally split).")
+    check_csv_header(header)  # the same rules as training: image and label, no duplicate or reserved names
     return [h for h in header if h], rows
 
 
@@ -705,15 +707,52 @@ def _is_labels_csv(path: Path) -> bool:
     return {"image", "label"} <= header
 
 
+def _path_key(name: str) -> str:
+    """An upload's or a CSV row's path, compared without case, with ``/`` between folders."""
+    parts = [safe_filename(p) for p in re.split(r"[\\/]", unicodedata.normalize("NFC", name or "")) if p.strip(" .")]
+    return "/".join(parts).lower()
+
+
 def _match_rows(rows: list[dict[str, str]], by_name: dict[str, str]) -> tuple[list[dict[str, str]], int]:
-    kept, missing = [], 0
+    """Each row's upload: the one sharing the longest end of the path (``lineA/0001.jpg`` beats ``0001.jpg``).
+
+    Raises:
+        GraftError: two rows need one upload, or one row matches two uploads equally well.
+    """
+    by_base: dict[str, list[str]] = {}
+    for key in by_name:
+        by_base.setdefault(key.rsplit("/", 1)[-1], []).append(key)
+    kept, missing, used = [], 0, {}
     for row in rows:
-        rel = by_name.get(safe_filename(row.get("image", "")).lower())
-        if rel is None or not row.get("label"):
+        key = _path_key(row.get("image", ""))
+        found = _best_match(key, by_base.get(key.rsplit("/", 1)[-1], []))
+        if found is None or not row.get("label"):
             missing += 1
             continue
-        kept.append({**row, "image": rel})
+        if used.setdefault(found, key) != key:
+            raise GraftError(f"The CSV names '{used[found]}' and '{key}', but only one photo called "
+                             f"'{key.rsplit('/', 1)[-1]}' was uploaded for both.",
+                             hint="Upload a zip with the photos in their folders and the CSV instead.")
+        kept.append({**row, "image": by_name[found]})
     return kept, missing
+
+
+def _best_match(key: str, candidates: list[str]) -> str | None:
+    parts = key.split("/")
+
+    def common_end(other: str) -> int:
+        theirs, n = other.split("/"), 0
+        while n < min(len(parts), len(theirs)) and parts[-1 - n] == theirs[-1 - n]:
+            n += 1
+        return n
+
+    scored = sorted(((common_end(c), c) for c in candidates), reverse=True)
+    if not scored:
+        return None
+    if len(scored) > 1 and scored[0][0] == scored[1][0]:
+        raise GraftError(f"The CSV row '{key}' fits two uploaded photos equally well ('{scored[0][1]}' and "
+                         f"'{scored[1][1]}').", hint="Write the photo's folder in the CSV's image column.")
+    return scored[0][1]
 
 
 def _write_csv(path: Path, header: list[str], rows: list[dict[str, str]]) -> None:

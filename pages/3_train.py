@@ -12,6 +12,7 @@ import streamlit as st
 
 from core import ACTIVE_STATES, RunFolder, launch_run, read_status, request_stop
 from core.jsonio import read_json
+from core.verdict import held_out_words
 from core.workspace import Workspace
 from ui.charts import curves_figure
 from ui.common import (ensure_router, STATE_LABELS, attach_run, backbone_label, current_dataset, flash, fmt_duration, go_to,
@@ -162,7 +163,8 @@ def _duration(status: dict[str, Any]) -> float | None:
 
 
 def results(metrics: dict[str, Any]) -> None:
-    st.markdown("#### Results on photos the model never saw")
+    seen = "the validation photos" if metrics.get("evaluated_on") == "val" else "photos the model never saw"
+    st.markdown(f"#### Results on {seen}")
     headline_metrics(metrics)
     if metrics.get("catch_rate") is not None and metrics.get("false_alarm_rate") is not None:
         st.markdown(f"Out of 100 defective parts the model would catch about **{metrics['catch_rate'] * 100:.0f}**; "
@@ -170,8 +172,8 @@ def results(metrics: dict[str, Any]) -> None:
     plateau = "no improvement" in str(metrics.get("stopped_early")) and metrics.get("epochs_run")
     early = (f" Training stopped early after epoch {metrics['epochs_run']}: the validation score had stopped "
              "improving." if plateau else "")
-    st.caption(f"Measured on {metrics.get('n', 0)} {metrics.get('evaluated_on', 'test')} photos kept aside from "
-               f"training. The model kept is the one from epoch {metrics.get('best_epoch') or '–'}.{early}")
+    kept = (f" The model kept is the one from epoch {metrics['best_epoch']}." if metrics.get("best_epoch") else "")
+    st.caption(f"Measured on {held_out_words(metrics)}.{kept}{early}")
     row = st.container(horizontal=True)
     if row.button("Evaluate in detail", type="primary", icon=":material/analytics:", key="train_to_evaluate"):
         go_to("evaluate")

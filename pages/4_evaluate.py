@@ -9,7 +9,7 @@ ensure_router()  # a direct link to this page still gets the app frame
 
 @guarded
 def main() -> None:
-    page_header("Evaluate", "How good is the model on photos it never saw: defects caught, false alarms, "
+    page_header("Evaluate", "How good is the model on photos kept aside from training: defects caught, false alarms, "
                             "and where it goes wrong.")
     run = choose_run()
     if run is not None:

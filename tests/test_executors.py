@@ -28,7 +28,7 @@ from tests.conftest import TINY
 
 def _config(data: Path, out: Path, epochs: int = 2, **kw) -> RunConfig:
     return RunConfig(data=str(data), out=str(out), backbone=TINY, start="scratch", strategy="scratch", image_size=32,
-                     batch_size=8, epochs=epochs, patience=100, **kw)
+                     batch_size=8, epochs=epochs, patience=100, folds=1, **kw)
 
 
 def test_settings_come_from_options_then_environment_then_workspace(tmp_path: Path,

@@ -33,7 +33,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = make_dataset(tmp_path_factory.mktemp("data") / "parts", {"ok": 12, "scratch": 12, "stain": 12}, size=40)
     out = tmp_path_factory.mktemp("runs") / "run"
     assert main(["train", str(data), "--out", str(out), "--backbone", "test_resnet", "--start", "scratch",
-                 "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--good-class", "ok"]) == 0
+                 "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--good-class", "ok", "--folds", "1"]) == 0
     return out
 
 
@@ -68,7 +68,8 @@ def test_metadata_describes_the_preprocessing(run: Path, exported: ExportResult)
 def test_bundle_and_its_readme_snippet(run: Path, exported: ExportResult, tmp_path: Path) -> None:
     path = bundle_zip(run, tmp_path / "bundle.zip")
     with zipfile.ZipFile(path) as zf:
-        assert sorted(zf.namelist()) == ["README.md", "model.json", "model.onnx", "model.safetensors"]
+        assert sorted(zf.namelist()) == ["README.md", "decision.json", "model.json", "model.onnx", "model.safetensors",
+                                         "training_photos.json"]  # the whole package: it decides like Graft
         zf.extractall(tmp_path / "bundle")
     readme = (tmp_path / "bundle" / "README.md").read_text(encoding="utf-8")
     snippet = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
@@ -86,7 +87,7 @@ def test_bundle_and_its_readme_snippet(run: Path, exported: ExportResult, tmp_pa
         expected = ProbabilityModel(model, spec.tasks, spec.classes)(x)[0].numpy()
     got = np.array([answer["probabilities"][c] for c in spec.classes])
     assert np.abs(got - expected).max() <= PARITY_TOLERANCE
-    assert answer["verdict"] in spec.classes
+    assert answer["verdict"] in ("good", "defect", "uncertain") and answer["class"] in spec.classes
 
 
 def test_cli_export_and_plain_error(run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

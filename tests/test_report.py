@@ -93,3 +93,31 @@ def test_renders_offline_in_chromium(report: Path) -> None:
             assert ODD in page.locator("#confusion").inner_text()  # shown as text in the chart, not markup
         finally:
             browser.close()
+
+
+def test_the_verdict_opens_the_report_with_the_apps_ranges(report: Path, runs: dict[str, Path]) -> None:
+    html = report.read_text(encoding="utf-8")
+    metrics = json.loads((runs["main"] / "metrics.json").read_text())
+    verdict = html.split('<section id="verdict"')[1].split("</section>")[0]
+    assert html.index('<section id="verdict"') < html.index('<section id="results">')
+    titles = {"not_usable": "Not usable", "promising": "Promising", "ready": "Ready for a pilot"}
+    assert titles[metrics["verdict"]["level"]] in verdict
+    results = html.split('<section id="results">')[1]
+    from core.numbers import fmt_range
+
+    assert f"95% range {fmt_range(*metrics['ranges']['catch_rate'])}" in results
+    if metrics["evaluated_on"] == "oof":  # the default for 36 photos: cross-validation, honestly described
+        assert "scored by a model trained without it" in html and "never saw while training" not in html
+
+
+def test_a_run_scored_on_validation_never_claims_unseen_photos(tmp_path: Path) -> None:
+    from core.config import RunConfig
+    from core.pipeline import train_run
+
+    data = make_dataset(tmp_path / "data", {"ok": 6, "scratch": 6}, size=32)
+    out = tmp_path / "run"
+    assert train_run(RunConfig(data=str(data), out=str(out), backbone="test_resnet", start="scratch", image_size=32,
+                               batch_size=8, epochs=1, good_class="ok", test_fraction=0.0, folds=1)) == "done"
+    assert json.loads((out / "metrics.json").read_text())["evaluated_on"] == "val"
+    html = build_report(out).read_text(encoding="utf-8")
+    assert "never saw" not in html and "never seen" not in html and "optimistic" in html

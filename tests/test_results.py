@@ -106,12 +106,16 @@ def test_load_predictions_and_headline(tmp_path: Path) -> None:
 
 def test_save_threshold_is_atomic_and_keeps_the_original(tmp_path: Path) -> None:
     run = write_run(tmp_path)
+    held_out = (run / "metrics.json").read_text()
     assert save_threshold(run, 0.3) == 0.3
     spec = json.loads((run / "model" / "model.json").read_text())
-    assert spec["threshold"] == 0.3 and spec["info"]["threshold_from_training"] == 0.5
+    decision = json.loads((run / "model" / "decision.json").read_text())  # the one file for the decision
+    assert spec["threshold"] == 0.3 and spec["decision"] == "decision.json"
+    assert decision["threshold"] == 0.3 and decision["threshold_from_training"] == 0.5
     save_threshold(run, 0.4)
-    assert json.loads((run / "model" / "model.json").read_text())["info"]["threshold_from_training"] == 0.5
-    assert not list((run / "model").glob("*.tmp"))
+    assert json.loads((run / "model" / "decision.json").read_text())["threshold_from_training"] == 0.5
+    assert not list((run / "model").glob("*.tmp")) and not list((run / "model").glob(".*.tmp"))
+    assert (run / "metrics.json").read_text() == held_out  # saving never rewrites the held-out figures
     p = load_predictions(run)
     assert p.threshold == 0.4
     # headline now recomputed at 0.4 (not metrics.json's 0.5): all 3 defects caught

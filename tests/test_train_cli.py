@@ -12,7 +12,7 @@ from core.cli import main
 from core.jsonio import read_jsonl
 
 STRATEGY_EPOCHS = {"feature-extraction": 40, "fine-tune": 10, "progressive": 10, "scratch": 20}
-TINY_ARGS = ["--backbone", "test_resnet", "--image-size", "48", "--batch-size", "8", "--seed", "0"]
+TINY_ARGS = ["--backbone", "test_resnet", "--image-size", "48", "--batch-size", "8", "--seed", "0", "--folds", "1"]
 
 
 def _train(data: Path, out: Path, args: list[str], *extra: str) -> int:
@@ -76,7 +76,9 @@ def test_run_folder_contents(easy_data: Path, tmp_path: Path, tiny_args: list[st
         assert key in metrics, key
     with open(out / "predictions.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == metrics["n"] and {"image", "label", "predicted", "p_ok"} <= set(rows[0])
+    held = [r for r in rows if r["split"] == metrics["evaluated_on"]]  # validation photos are in the file too
+    assert len(held) == metrics["n"] and {"image", "label", "predicted", "p_ok", "threshold"} <= set(rows[0])
+    assert {r["split"] for r in rows} == {"val", "test"}
 
 
 def test_same_seed_same_result(easy_data: Path, tmp_path: Path, tiny_args: list[str]) -> None:

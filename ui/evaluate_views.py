@@ -25,6 +25,7 @@ from core.results import (OperatingPoint, Predictions, at_threshold, cell_indice
                           threshold_to_catch_all)
 from core.runs_table import run_row
 from core.thresholds import save_threshold
+from core.verdict import held_out_words
 from ui.charts import TEMPLATE, plain
 from ui.common import ACCENT, BAD, MUTED, current_run, fmt_pct, md_escape, select_run, show_error, workspace
 from ui.predict_views import heatmap_png, model_stamp, shown_image
@@ -89,9 +90,11 @@ def render_headline(point: OperatingPoint, split: str) -> None:
     """Accuracy, defects caught and false alarms as big numbers, each with its count and 95% range."""
     cols = st.columns(3 if point.caught is not None else 1)
     acc = point.accuracy
+    seen = {"val": "Validation photos: they chose the best epoch and the threshold, so this is a little optimistic.",
+            "oof": "Each photo scored by a cross-validation model that did not train on it."}
     cols[0].metric("Accuracy", fmt_pct(acc.value), f"{acc.k} of {acc.n} {split} photos right",
                    delta_color="off", delta_arrow="off", border=True,
-                   help=f"Photos the model never saw during training. 95% range: {pct_range(acc)}.")
+                   help=f"{seen.get(split, 'Photos the model never saw during training.')} 95% range: {pct_range(acc)}.")
     if point.caught is None:
         st.caption("This model has no good class, so there are no catch rate or false alarms. Mark the good "
                    "class on the Data page and train again to get them.")
@@ -214,7 +217,7 @@ def _save_threshold(run_dir: str, chosen: float, current: float) -> None:
     if st.button(f"Use {chosen:.3f} in the model from now on", icon=":material/save:", key="save-threshold",
                  help="Saves it in the model package: the Test page, exports and the report use it."):
         try:
-            save_threshold(run_dir, chosen)
+            save_threshold(run_dir, chosen, chosen_on="test")  # this slider moves over the test photos
         except Exception as exc:
             show_error(exc)
             return
@@ -552,11 +555,11 @@ def render_evaluate(run_dir: str) -> None:
     if flash:
         st.success(flash, icon=":material/check_circle:")
     st.caption(f"{md_escape(Path(run_dir).name)} · {md_escape(str(config.get('backbone', '')))} · "
-               f"{md_escape(str(config.get('strategy', '')))} · tested on {preds.n} {preds.split} photos the model "
-               "never saw while training")
+               f"{md_escape(str(config.get('strategy', '')))} · measured on {md_escape(held_out_words(metrics))}")
     render_headline(headline(preds, metrics), preds.split)
     threshold = preds.threshold
-    training = (files["spec"].get("info") or {}).get("threshold_from_training", preds.threshold)
+    training = files["decision"].get("threshold_from_training",
+                                     (files["spec"].get("info") or {}).get("threshold_from_training", preds.threshold))
     if preds.has_defects:
         _section("Threshold: defects caught against false alarms",
                  "Every part gets a defect score from 0 to 1. Move the threshold to see what changes; save it when "

@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.batch import batch_rows, batch_summary, folder_in_workspace
+from core.numbers import fmt_against
 from ui.charts import TEMPLATE, plain
 from ui.common import ACCENT, GOOD, MUTED, fmt_pct, md_escape, show_error, workspace
 
@@ -32,11 +33,12 @@ HEATMAP_PX = 320  # overlays are small model-sized maps; shown larger for people
 
 
 def model_stamp(run_dir: str | Path) -> tuple[str, float]:
-    """(model folder, newest mtime of its files): a new threshold or new weights give a new key."""
+    """(model folder, newest mtime of its files): new decision settings or new weights give a new key."""
     from core import resolve_model_dir
 
     model_dir = resolve_model_dir(run_dir)
-    stamp = max((model_dir / name).stat().st_mtime for name in ("model.json", "model.safetensors"))
+    names = [n for n in ("model.json", "model.safetensors", "decision.json") if (model_dir / n).is_file()]
+    stamp = max((model_dir / name).stat().st_mtime for name in names)
     return str(model_dir), stamp
 
 
@@ -167,13 +169,15 @@ def _photo_card(i: int, photo: Photo, result: Any, spec: Any, model: tuple[str, 
     right.plotly_chart(confidence_figure(result.scores, result.label, good), width="stretch",
                        config={"displayModeBar": False}, key=f"conf-{i}")
     if result.defect_score is not None:
-        right.caption(f"Defect score {result.defect_score:.3f}; parts are flagged from {spec.threshold:.3f} up.")
+        score, threshold = fmt_against(result.defect_score, spec.threshold, digits=3)
+        right.caption(f"Defect score {score}; parts are flagged from {threshold} up.")
 
 
 def sureness(result: Any, spec: Any) -> str:
     """How sure, in words that match the verdict: a good part can be "good" by the threshold alone."""
     if spec.good_class is not None and result.label == spec.good_class and result.confidence < 0.5:
-        return f"defect score {result.defect_score:.2f} is below the threshold {spec.threshold:.3f}"
+        score, threshold = fmt_against(result.defect_score, spec.threshold)  # never "0.52 is below 0.520"
+        return f"defect score {score} is below the threshold {threshold}"
     return f"{result.confidence:.0%} sure"
 
 

@@ -25,7 +25,7 @@ from tests.conftest import ROOT, TINY  # noqa: E402
 pytestmark = pytest.mark.cluster
 
 ARGS = ["--backbone", TINY, "--start", "scratch", "--image-size", "32", "--batch-size", "8", "--strategy", "scratch",
-        "--patience", "100"]
+        "--patience", "100", "--folds", "1"]
 
 
 def _cli(data: Path, out: Path, head, shared: bool, *extra: str) -> subprocess.Popen:
@@ -95,7 +95,7 @@ def _executor(head, shared: bool, **kw) -> RayExecutor:
 
 def _config(data: Path, out: Path, epochs: int) -> RunConfig:
     return RunConfig(data=str(data), out=str(out), backbone=TINY, start="scratch", strategy="scratch", image_size=32,
-                     batch_size=8, epochs=epochs, patience=100)
+                     batch_size=8, epochs=epochs, patience=100, folds=1)
 
 
 def test_stop_keeps_the_best_model_so_far(easy_data: Path, tmp_path: Path, ray_head) -> None:

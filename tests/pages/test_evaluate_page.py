@@ -58,7 +58,9 @@ def test_threshold_slider_changes_catch_rate_and_can_be_saved(ws: Path) -> None:
     save[0].click().run()
     assert not at.exception
     spec = json.loads((ws / "runs" / "r1" / "model" / "model.json").read_text())
-    assert spec["threshold"] == target and "threshold_from_training" in spec["info"]
+    decision = json.loads((ws / "runs" / "r1" / "model" / "decision.json").read_text())
+    assert spec["threshold"] == target and decision["threshold"] == target and "threshold_from_training" in decision
+    assert decision["chosen_on"] == "test"  # chosen while looking at the test photos: views of them are optimistic
     assert any("Saved" in s.value for s in at.success)
     # the headline now follows the saved threshold
     assert metric(at, "Defects caught (catch rate)").value == after

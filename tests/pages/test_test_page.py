@@ -7,7 +7,6 @@ page also takes photo paths from ``st.session_state["test_images"]``, tested her
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 
@@ -111,10 +110,10 @@ def test_predictor_is_cached_per_model_version(ws: Path) -> None:
 
     key = model_stamp(ws / "runs" / "r1")
     assert load_predictor(*key) is load_predictor(*key)
+    from core.decision import save_decision
+
     spec = ws / "runs" / "r1" / "model" / "model.json"
-    data = json.loads(spec.read_text())
-    data["threshold"] = 0.9
-    spec.write_text(json.dumps(data))
+    save_decision(ws / "runs" / "r1", threshold=0.9)  # decision.json, and model.json's copy of the threshold
     import os
     os.utime(spec, (key[1] + 5, key[1] + 5))
     fresh = load_predictor(*model_stamp(ws / "runs" / "r1"))

@@ -26,7 +26,7 @@ def trained_workspace(factory: pytest.TempPathFactory) -> Path:
         data = make_dataset(ws / "datasets" / "parts", CLASSES, size=40)
         cmd = [sys.executable, "-m", "core", "train", str(data), "--out", str(ws / "runs" / "r1"),
                "--backbone", TINY, "--start", "scratch", "--image-size", "32", "--epochs", "2",
-               "--batch-size", "8", "--good-class", "ok", "--seed", "0"]
+               "--batch-size", "8", "--good-class", "ok", "--seed", "0", "--folds", "1"]
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         _TRAINED["ws"] = ws

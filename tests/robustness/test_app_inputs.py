@@ -62,7 +62,9 @@ def test_exif_orientation_is_the_same_in_training_and_prediction(tmp_path: Path,
     _rotated_jpeg(photo, orientation)
     trained_on = decoded_images([str(photo)], [content_hash(photo)], 32)[0]
     predictor = Predictor.__new__(Predictor)  # preprocessing only: no model needed
-    predictor.spec = type("Spec", (), {"image_size": 32})()
+    from core.preprocess import Preprocessing
+
+    predictor.spec = type("Spec", (), {"image_size": 32, "preprocessing": Preprocessing(32)})()
     seen_when_predicting = predictor.preprocess(photo)
     from_bytes = predictor.preprocess(io.BytesIO(photo.read_bytes()).getvalue())
     assert np.array_equal(trained_on, seen_when_predicting) and np.array_equal(trained_on, from_bytes)

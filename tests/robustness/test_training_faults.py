@@ -15,7 +15,7 @@ from core.runs import read_status
 from tests.conftest import ROOT
 
 ARGS = ["--backbone", "test_resnet", "--start", "scratch", "--image-size", "32", "--batch-size", "8",
-        "--strategy", "scratch", "--patience", "100"]
+        "--strategy", "scratch", "--patience", "100", "--folds", "1"]  # one split: it resumes from checkpoints
 
 
 def _epochs(run: Path) -> list[dict]:
