@@ -23,6 +23,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from core.errors import GraftError
+from core.numbers import fmt_pct as core_fmt_pct
 from core.runs import ACTIVE_STATES
 from core.workspace import Workspace, recommend_strategy
 
@@ -230,10 +231,8 @@ def update_model_choices(**changes: Any) -> None:
 
 
 def fmt_pct(value: float | None, digits: int = 0) -> str:
-    """``0.934`` -> ``"93%"``; None or NaN -> ``"–"``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value * 100:.{digits}f}%"
+    """``0.934`` -> ``"93%"``; None or NaN -> ``"–"``: core's one percentage format, everywhere."""
+    return core_fmt_pct(value, digits)
 
 
 def fmt_duration(seconds: float | None) -> str:
