@@ -7,33 +7,18 @@ Chromium with Playwright, and keeps a screenshot of every page in ``test-artifac
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 
 from tests.conftest import ROOT
+from tests.e2e.conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_marks, button, choose, fill, idle,
+                               no_errors, open_page, snap)
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 EPOCHS = 1000  # far more than needed: the test stops the run once the curves have grown (any machine speed)
 
-pytest.importorskip("playwright.sync_api", reason="the browser test needs Playwright (requirements-dev.txt)")
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.timeout(420),
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's Chromium at {CHROMIUM}"),
-]
+pytestmark = browser_marks(420)
 
 POINTS_JS = """() => {
     const chart = document.querySelector('[data-testid=stPlotlyChart]');
@@ -49,117 +34,7 @@ LIVE_JS = f"""() => {{
 }}"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("streamlit did not become healthy")
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A Streamlit server with its own workspace; stopped (with any run it started) at the end."""
-    workspace, port = tmp_path / "workspace", free_port()
-    env = {**os.environ, "GRAFT_WORKSPACE": str(workspace), "GRAFT_CACHE_DIR": str(tmp_path / "cache"),
-           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    log = open(tmp_path / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port), "--server.address", "127.0.0.1"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, proc)
-        yield url, workspace
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-        _stop_runs(workspace)
-
-
-def _stop_runs(workspace: Path) -> None:
-    from core import ACTIVE_STATES, read_status, request_stop
-
-    runs = [p for p in (workspace / "runs").glob("*") if p.is_dir()]
-    for run in runs:
-        if read_status(run).get("state") in ACTIVE_STATES:
-            request_stop(run)
-    deadline = time.monotonic() + 60
-    while any(read_status(r).get("state") in ACTIVE_STATES for r in runs) and time.monotonic() < deadline:
-        time.sleep(0.5)
-
-
 # --- page helpers -------------------------------------------------------------------------------
-
-
-def idle(page, timeout_s: float = 60) -> None:
-    """Wait until Streamlit has finished running the script: its "running" indicator stays away."""
-    deadline, calm = time.monotonic() + timeout_s, 0
-    page.wait_for_timeout(300)
-    while calm < 3:
-        if time.monotonic() > deadline:
-            raise AssertionError("the app kept running")
-        running = page.locator("[data-testid=stStatusWidgetRunningIcon]").count()
-        calm = 0 if running else calm + 1
-        page.wait_for_timeout(200)
-
-
-def snap(page, name: str) -> None:
-    """A screenshot of the whole page (the main area scrolls, so the viewport grows to fit it)."""
-    height = page.evaluate("() => document.querySelector('[data-testid=stMain]')?.scrollHeight || 1000")
-    page.set_viewport_size({"width": 1400, "height": max(900, min(height + 40, 6000))})
-    page.wait_for_timeout(600)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    page.set_viewport_size({"width": 1400, "height": 1000})
-
-
-def no_errors(page) -> None:
-    assert page.locator("[data-testid=stException]").count() == 0
-    assert page.get_by_text("Something went wrong").count() == 0
-
-
-def open_page(page, slug: str, heading: str) -> None:
-    page.locator(f'[data-testid=stSidebarNav] a[href$="/{slug}"]').click()
-    page.locator("h1", has_text=heading).wait_for(timeout=60_000)
-    idle(page)
-
-
-def button(page, text: str):
-    return page.locator("button", has_text=text)
-
-
-def choose(page, label: str, value: str) -> None:
-    box = page.locator(f'input[role=combobox][aria-label="{label}"]')
-    box.click()
-    box.fill(value)
-    page.locator("[role=option]", has_text=re.compile(rf"^\s*{re.escape(value)}\s*$")).first.click()
-    idle(page)
-
-
-def fill(page, label: str, value: str) -> None:
-    box = page.locator(f'input[aria-label="{label}"]')
-    box.fill(value)
-    box.press("Enter")
-    idle(page)
-
-
-# --- the flow -----------------------------------------------------------------------------------
 
 
 def load_sample(page) -> None:
