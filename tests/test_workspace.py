@@ -67,13 +67,15 @@ def test_default_good_class() -> None:
     assert default_good_class(["dent", "scratch"]) is None
 
 
-@pytest.mark.parametrize("n, expected", [(40, Strategy.FEATURE_EXTRACTION), (300, Strategy.FEATURE_EXTRACTION),
-                                         (301, Strategy.FINE_TUNE), (3000, Strategy.FINE_TUNE),
-                                         (20000, Strategy.PROGRESSIVE)])
-def test_recommend_strategy_by_dataset_size(n: int, expected: Strategy) -> None:
-    strategy, reason = recommend_strategy(n)
-    assert strategy == expected
+@pytest.mark.parametrize("n, classes", [(12, 2), (40, 3), (59, 6), (300, 3), (3000, 2), (20000, 5)])
+def test_recommend_strategy_follows_the_measurements(n: int, classes: int) -> None:
+    from core.evidence import FEW_PER_CLASS, best_measured
+
+    strategy, reason = recommend_strategy(n, classes)
+    expected = Strategy.FEATURE_EXTRACTION if n / classes < FEW_PER_CLASS else best_measured()
+    assert strategy == expected and strategy != Strategy.SCRATCH
     assert str(n) in reason and reason.endswith(".") and "\n" not in reason
+    assert "%" in reason  # the measured accuracy is quoted
 
 
 # --- the workspace and the sample ---------------------------------------------------------------
