@@ -127,6 +127,7 @@ class Fitter:
         self.images = decoded_images([s.path for s in samples], [prep.report.hashes[s.rel] for s in samples],
                                      self.image_size, progress=decode_progress)
         self._features: torch.Tensor | None = None
+        self._views_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per view: features, which are done
 
     def new_model(self) -> GraftModel:
         """The start trunk's weights with fresh heads (seeded, so every fit starts alike)."""
@@ -149,16 +150,30 @@ class Fitter:
         """Features of the training photos and of their mirrored and turned copies, and the photo of each row.
 
         The copies are capped at :data:`PROBE_VIEW_BUDGET` photo-views in all: they matter most
-        with few photos, and would cost minutes with thousands.
+        with few photos, and would cost minutes with thousands. From the start trunk, each view of a
+        photo is computed once per run, so the folds of a cross-validation share them.
         """
         index = np.asarray(train, dtype=np.int64)
         views = PROBE_VIEWS[:max(0, min(len(PROBE_VIEWS), PROBE_VIEW_BUDGET // max(1, len(index))))]
-        first = self.features(progress).numpy()[index] if trunk is None else \
-            self._extract(trunk, index=index).numpy()
-        rows = [first]
-        for k, view in enumerate(views):
-            rows.append(self._extract(trunk, index=index, view=view, progress=_offset(progress, k, len(views))).numpy())
+        if trunk is None:
+            rows = [self.features(progress).numpy()[index]]
+            rows += [self._view_features(view, index, _offset(progress, k, len(views))) for k, view in enumerate(views)]
+        else:
+            rows = [self._extract(trunk, index=index).numpy()]
+            rows += [self._extract(trunk, index=index, view=view).numpy() for view in views]
         return np.concatenate(rows), np.tile(index, len(rows))
+
+    def _view_features(self, view: str, index: np.ndarray, progress: ProgressFn | None) -> np.ndarray:
+        """Start-trunk features of one view of these photos, each photo computed once per run."""
+        feats, done = self._views_cache.get(view, (None, None))
+        missing = index if done is None else index[~done[index]]
+        if len(missing):
+            new = self._extract(index=missing, view=view, progress=progress).numpy()
+            if feats is None:
+                feats, done = np.zeros((len(self.images), new.shape[1]), np.float32), np.zeros(len(self.images), bool)
+            feats[missing], done[missing] = new, True
+            self._views_cache[view] = (feats, done)
+        return feats[index]
 
     def _probe(self, model: GraftModel, train: list[int], progress: ProgressFn | None,
                trunk: torch.nn.Module | None = None) -> dict[str, float]:
