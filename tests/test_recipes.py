@@ -171,6 +171,33 @@ def test_fit_without_validation_runs_the_fixed_epochs_and_keeps_the_last(easy_da
     assert all(torch.equal(last[k], v) for k, v in fitted.trainer.best_state.items())
 
 
+def test_the_folds_of_a_cross_validation_share_the_probe_views(easy_data, tmp_path, monkeypatch) -> None:
+    from core.callbacks import StopWatcher
+    from core.config import RunConfig
+    from core.fitting import PROBE_VIEWS, Fitter
+    from core.pipeline import prepare
+    from core.runs import RunFolder
+
+    config = RunConfig(data=str(easy_data), out=str(tmp_path / "run"), backbone="test_resnet", start="scratch",
+                       strategy="feature-extraction", image_size=32, batch_size=8)
+    run = RunFolder(config.out)
+    run.path.mkdir()
+    prep = prepare(config, run)
+    fitter = Fitter(config, prep, run, StopWatcher(run))
+    computed: list[int] = []
+    extract = fitter._extract
+    monkeypatch.setattr(fitter, "_extract", lambda trunk=None, **kw: computed.append(
+        len(kw["index"]) if kw.get("index") is not None else len(fitter.images)) or extract(trunk, **kw))
+    n = len(fitter.images)
+    folds = [list(range(0, n // 2)), list(range(n // 3, n))]  # overlapping training sets, as folds have
+    x = [fitter.probe_data(train) for train in folds]
+    assert sum(computed) == n + len(PROBE_VIEWS) * n  # every view of every photo once, however many folds
+    for (feats, photos), train in zip(x, folds):
+        assert feats.shape[0] == len(photos) == (1 + len(PROBE_VIEWS)) * len(train)
+    alone = Fitter(config, prep, run, StopWatcher(run)).probe_data(folds[1])[0]
+    assert np.allclose(x[1][0], alone, atol=1e-5)  # shared rows are the same features a fresh fit computes
+
+
 def test_the_eight_views_of_a_photo_are_distinct_and_lossless() -> None:
     from core.augment import VIEWS, dihedral
 
