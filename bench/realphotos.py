@@ -88,11 +88,13 @@ def _worker(payload: tuple) -> Score:
 
 def plan(cfg: RealCfg) -> list[Job]:
     """Every fit of the section: NEU at the goal size first, then the curve, then the bottle."""
-    jobs = [Job("neu", m, "imagenet", cfg.goal_shots, s) for s in cfg.seeds for m in cfg.methods]
+    jobs = [Job("neu", m, "imagenet", cfg.goal_shots, s) for s in cfg.seeds for m in cfg.methods
+            if m not in cfg.slow_methods or s in cfg.seeds[:cfg.slow_seeds]]
     jobs += [Job("neu", m, "random", cfg.goal_shots, s) for s in cfg.seeds[:cfg.random_seeds] for m in cfg.random_methods]
     for shots in cfg.shots:
         if shots != cfg.goal_shots:
-            jobs += [Job("neu", m, "imagenet", shots, s) for s in cfg.seeds for m in cfg.cheap_methods]
+            jobs += [Job("neu", m, "imagenet", shots, s) for s in cfg.seeds[:cfg.cheap_seeds]
+                     for m in cfg.cheap_methods]
             jobs += [Job("neu", m, "imagenet", shots, s) for s in cfg.seeds[:cfg.curve_seeds] for m in cfg.curve_methods
                      if shots <= cfg.curve_max_shots or m in cfg.curve_large]
     jobs += [Job("bottle", m, "imagenet", 0, s) for s in cfg.bottle_seeds for m in cfg.bottle_methods]
