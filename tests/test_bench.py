@@ -51,3 +51,20 @@ def test_every_section_runs_and_the_report_is_complete(tmp_path: Path, monkeypat
         assert {k.split("|")[0] for k in real.data["neu"]} == {"probe", "plain", "feature-extraction", "fine-tune"}
         assert set(real.data["bottle"]) == {"probe", "fine-tune"}
         assert "core.evidence.MEASURED" in real.code
+
+
+def test_a_rerun_section_replaces_its_old_self_and_its_goals() -> None:
+    from bench.merge import merge_reports
+
+    old = ("# Graft benchmarks\n\nintro\n\n## Machine\n\nmachine\n\n## Goals\n\n| section | goal | result |\n|---|---|---|\n"
+           "| 2. Two | fast | met |\n| 7. Real | good | MISSED |\n\nSection times: two 1 s.\n\n"
+           "## 2. Two\n\nold two\n\n## 7. Real\n\nold real\n")
+    new = ("# Graft benchmarks\n\nother intro\n\n## Machine\n\nnew machine\n\n## Goals\n\n| section | goal | result |\n"
+           "|---|---|---|\n| 7. Real | good | met |\n| 8. Anomaly | auc | met |\n\n"
+           "## 8. Anomaly\n\nnew anomaly\n\n## 7. Real\n\nnew real\n")
+    merged = merge_reports(old, new)
+    assert merged.startswith("# Graft benchmarks\n\nintro\n\n## Machine\n\nmachine\n\n## Goals")
+    assert "| 2. Two | fast | met |\n| 7. Real | good | met |\n| 8. Anomaly | auc | met |\n" in merged
+    assert "MISSED" not in merged and "old real" not in merged and "old two" in merged
+    assert merged.index("## 2. Two") < merged.index("## 7. Real") < merged.index("## 8. Anomaly")
+    assert "Section times: two 1 s." in merged and "Rerun alone" in merged.split("## 7. Real")[1]
