@@ -1,4 +1,5 @@
-"""Graft's benchmark (issue 4): speed, pipeline overhead, feature caching, prediction, transfer, memory.
+"""Graft's benchmark (issue 4): speed, pipeline overhead, feature caching, prediction, transfer, memory,
+and transfer on real photos (issue 10).
 
 ``python -m bench [--quick] [--out docs/benchmarks.md] [--only speed,memory]``. Every section is a module
 with ``run(cfg, ctx) -> Section``; :func:`run_all` runs them in a throwaway cache and writes the report.
@@ -27,6 +28,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "transfer": ("transfer", "transfer"),
     "memory": ("memory", "memory"),
     "crossval": ("crossval", "features"),  # issue 9: what K-fold cross-validation costs
+    "real": ("realphotos", "real"),
 }
 
 

@@ -59,7 +59,7 @@ def run(cfg: OverheadCfg, ctx: Context) -> Section:
     data = with_fixed_split(root, per_class)
     runtime = select_runtime()
     raw = raw_windows(cfg, runtime, math.ceil(cfg.repeats / 2))  # raw windows before and after Graft's run
-    # fine-tune: epoch 1 trains the head on a frozen trunk, epoch 2 warms up the full backward, the rest are timed
+    # fine-tune trains the whole trunk from epoch 1 (after a logistic-regression head); the first 2 epochs warm up
     result = train(data, ctx.work / "overhead" / "run", backbone=cfg.backbone, start="scratch",
                    strategy="fine-tune", epochs=2 + cfg.repeats, image_size=cfg.size, batch_size=cfg.batch, seed=0,
                    patience=100)
@@ -82,8 +82,8 @@ def run(cfg: OverheadCfg, ctx: Context) -> Section:
     epochs = "epoch 3" if cfg.repeats == 1 else f"epochs 3 to {2 + cfg.repeats}"
     windows = f"{cfg.repeats} window{'s' if cfg.repeats > 1 else ''} of {cfg.train_batches} steps"
     notes = [f"`{cfg.backbone}`, {cfg.size} px, batch {cfg.batch}, precision {runtime.precision}. Graft: "
-             f"`images_per_s` from `events.jsonl` of fine-tune {epochs} (whole trunk training; epoch 1 trains "
-             f"the head only, epoch 2 is a warm-up), {cfg.train_batches} full batches each of decoded, augmented "
+             f"`images_per_s` from `events.jsonl` of fine-tune {epochs} (whole trunk training; epochs 1 and 2 "
+             f"warm up), {cfg.train_batches} full batches each of decoded, augmented "
              f"photos. Raw: {windows} after a warm-up step"
              + (", taken before and after Graft's run. The best of each is compared, which filters out other "
                 "programs' CPU use." if cfg.repeats > 1 else "."),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "Profile",
+__all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "RealCfg", "Profile",
            "PROFILES"]
 
 STRATEGIES: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive", "multi-task", "scratch")
@@ -95,6 +95,38 @@ class MemoryCfg:
 
 
 @dataclass(frozen=True)
+class RealCfg:
+    """7. Transfer on real photos (NEU, MVTec bottle) with the shared ImageNet weights, against baselines.
+
+    Every method runs at ``goal_shots`` with every seed; the other sizes run the cheap methods with
+    every seed and the curve methods with the first ``curve_seeds`` seeds (the budget is about an hour).
+    """
+
+    backbone: str = "mobilenetv2_100"
+    weights: str = "weights/mobilenetv2_100_imagenet.safetensors"  # under the shared folder
+    shots: tuple[int, ...] = (5, 10, 20, 50)
+    goal_shots: int = 20
+    seeds: tuple[int, ...] = (0, 1, 2)
+    test_per_class: int = 100
+    image_size: int | None = None  # None: what Graft's default would choose for the photos
+    methods: tuple[str, ...] = ("probe", "plain", "plain-scratch", "feature-extraction", "fine-tune", "progressive",
+                                "scratch")
+    random_methods: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive")
+    random_seeds: int = 1
+    cheap_methods: tuple[str, ...] = ("probe", "feature-extraction")
+    curve_methods: tuple[str, ...] = ("fine-tune", "plain")
+    curve_seeds: int = 1
+    curve_max_shots: int = 20  # above this, only the curve_large methods run (50/class fits are long)
+    curve_large: tuple[str, ...] = ("fine-tune",)
+    bottle_methods: tuple[str, ...] = ("probe", "plain", "plain-scratch", "feature-extraction", "fine-tune",
+                                       "progressive", "multi-task", "scratch")
+    bottle_seeds: tuple[int, ...] = (0,)
+    epochs: int | None = None  # Graft's strategy defaults
+    plain_epochs: int = 15
+    workers: int = 2  # fits side by side, one torch thread each (sturdier than 2 threads on a shared CPU)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     speed: SpeedCfg = field(default_factory=SpeedCfg)
@@ -103,6 +135,7 @@ class Profile:
     predict: PredictCfg = field(default_factory=PredictCfg)
     transfer: TransferCfg = field(default_factory=TransferCfg)
     memory: MemoryCfg = field(default_factory=MemoryCfg)
+    real: RealCfg = field(default_factory=RealCfg)
 
 
 FULL = Profile("full")
@@ -116,6 +149,9 @@ QUICK = Profile(
     transfer=TransferCfg(size=64, pretrain_per_class=40, pretrain_epochs=3, shots=(10, 30), epochs=3,
                          test_per_class=15),
     memory=MemoryCfg(counts=(200, 1000), feeder_images=512),
+    real=RealCfg(shots=(5, 20), seeds=(0,), test_per_class=30, image_size=128, random_methods=("fine-tune",),
+                 cheap_methods=("probe", "feature-extraction"), curve_methods=(),
+                 bottle_methods=("probe", "feature-extraction", "fine-tune"), epochs=6, plain_epochs=6, workers=2),
 )
 
 TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meaningless
@@ -128,6 +164,9 @@ TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meani
     transfer=TransferCfg(backbone="test_resnet", size=32, pretrain_per_class=4, pretrain_epochs=1, shots=(3,),
                          epochs=1, head_epochs=1, test_per_class=2, strategies=("feature-extraction", "scratch")),
     memory=MemoryCfg(counts=(8,), size=32, source_size=48, ram_limit_mb=0, feeder_images=8),
+    real=RealCfg(shots=(2,), goal_shots=2, seeds=(0,), test_per_class=2, image_size=32,
+                 methods=("probe", "plain", "feature-extraction", "fine-tune"), random_methods=(),
+                 bottle_methods=("probe", "fine-tune"), epochs=1, plain_epochs=1, workers=1),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (FULL, QUICK, TINY)}

@@ -64,8 +64,8 @@ def render(sections: list[Section], machine: dict[str, Any], profile: str, total
         profile, f" Profile '{profile}'.")
     lines = ["# Graft benchmarks", "",
              f"Written by `{command}` in {total_s / 60:.1f} min.{mode} "
-             "Nothing is downloaded: every backbone starts from random weights, and all photos are generated "
-             "(`core.synth`). Rerun with `python -m bench` on a quiet machine; timings shift when other "
+             "Nothing is downloaded: sections 1-6 start every backbone from random weights on generated photos "
+             "(`core.synth`); section 7 uses the real photos and ImageNet weights of `../shared`. Rerun with `python -m bench` on a quiet machine; timings shift when other "
              "programs use the CPU.", "",
              "## Machine", ""] + _machine(machine)
     lines += ["## Goals", ""] + _goals_summary(sections)

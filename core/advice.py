@@ -93,8 +93,7 @@ def _advice_curves(epochs: list[dict[str, Any]], metrics: dict[str, Any]) -> lis
     if train_acc is not None and val_acc is not None and (train_acc - val_acc > 0.15 and train_acc > 0.85 or rising):
         out.append(Advice("warning", "It learns the training photos by heart (overfitting)",
                           f"Training accuracy {train_acc:.0%} but validation {val_acc:.0%}. Add photos, use feature "
-                          "extraction (fewer weights to learn), or start from a pretrained model. Graft keeps the "
-                          "best epoch, so the saved model is not the last one."))
+                          "extraction (fewer weights to learn), or start from a pretrained model."))
     elif train_acc is not None and train_acc < 0.7:
         out.append(Advice("warning", f"It hasn't learned the training photos yet ({train_acc:.0%} right)",
                           "Train for more epochs, or start from a pretrained or earlier model."))

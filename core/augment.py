@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_model_input", "augment"]
+__all__ = ["to_model_input", "augment", "dihedral", "VIEWS"]
+
+VIEWS = ("", "h", "v", "hv", "t", "th", "tv", "thv")
+TURNS = True  # the 8 mirror / quarter-turn views of a square photo
+
+
+def dihedral(batch_u8: np.ndarray, view: str) -> np.ndarray:
+    """One view of uint8 NHWC photos: ``t`` swaps rows and columns, then ``h`` / ``v`` mirror them."""
+    out = batch_u8.transpose(0, 2, 1, 3) if "t" in view else batch_u8
+    if "h" in view:
+        out = out[:, :, ::-1]
+    if "v" in view:
+        out = out[:, ::-1]
+    return np.ascontiguousarray(out)
 
 
 def to_model_input(batch_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -26,6 +40,8 @@ def augment(x: torch.Tensor, generator: torch.Generator, max_degrees: float = 10
     """
     n = x.shape[0]
     rand = lambda *shape: torch.rand(*shape, generator=generator).to(x.device)  # noqa: E731
+    if TURNS and x.shape[2] == x.shape[3]:  # quarter turns (with the flips below: all 8 views of a square)
+        x = torch.where(rand(n, 1, 1, 1) < 0.5, x.transpose(2, 3), x)
     x = torch.where(rand(n, 1, 1, 1) < 0.5, x.flip(3), x)
     x = torch.where(rand(n, 1, 1, 1) < 0.5, x.flip(2), x)
     angle = (rand(n) * 2 - 1) * math.radians(max_degrees)

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from .errors import GraftError
-from .weights import load_state_dict_file
+from .weights import WeightsFit, fit_weights, load_state_dict_file
 
 __all__ = ["BackboneInfo", "CURATED", "DEFAULT_BACKBONE", "list_backbones", "build", "check_name",
            "data_config", "pretrained_available", "StartPoint", "parse_start", "measure_speed",
-           "weights_cached"]
+           "weights_cached", "native_size", "check_weights_file", "download_weights"]
 
 
 @dataclass(frozen=True)
@@ -116,22 +116,40 @@ def build(name: str, start: str | StartPoint = "scratch", *, image_size: int = 2
         return _create_pretrained(name, image_size)
     if start.kind == "file":
         model = _create(name, image_size, pretrained=False)
-        load_into(model, load_state_dict_file(start.path), source=Path(start.path).name)
+        load_into(model, load_state_dict_file(start.path), source=Path(start.path).name, backbone=name)
         return model
     raise GraftError("Start from an earlier model through core.package.build_from_run.")
 
 
-def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
-    """Load matching tensors; refuse weights that don't fit the architecture."""
-    own = model.state_dict()
-    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    coverage = len(usable) / max(1, len(own))
-    if coverage < 0.9:
-        raise GraftError(
-            f"The weights in {source} don't fit this backbone (only {coverage:.0%} of its layers match).",
-            hint="Pick the backbone the weights were trained for, or start from ImageNet or scratch.",
-        )
-    model.load_state_dict(usable, strict=False)
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], *, source: str, backbone: str = "") -> WeightsFit:
+    """Load ``state`` through the model's own timm conversion; refuse weights that don't fit.
+
+    Raises:
+        GraftError: trunk tensors are missing, have another shape or belong to another
+            architecture; the message lists them and names the file's format.
+    """
+    fit = fit_weights(model, state, source=source)
+    if not fit.ok:
+        raise fit.refusal(backbone or type(model).__name__)
+    model.load_state_dict(fit.state, strict=False)  # only num_batches_tracked counters may be absent
+    return fit
+
+
+def native_size(name: str) -> int:
+    """The image size ``name``'s pretrained weights were trained at (224 when timm doesn't say)."""
+    try:
+        cfg = timm.models.get_pretrained_cfg(name)
+    except Exception:  # an architecture without pretrained configs
+        cfg = None
+    size = getattr(cfg, "input_size", None) if cfg is not None else None
+    return int(size[-1]) if size else 224
+
+
+def check_weights_file(path: str | Path, backbone: str, image_size: int | None = None) -> WeightsFit:
+    """How well a weights file fits ``backbone`` at ``image_size`` (default: its native size)."""
+    check_name(backbone)
+    model = _create(backbone, image_size or native_size(backbone), pretrained=False)
+    return fit_weights(model, load_state_dict_file(path), source=Path(path).name)
 
 
 def data_config(model: nn.Module) -> dict[str, Any]:
@@ -146,7 +164,7 @@ def _create_pretrained(name: str, image_size: int) -> nn.Module:
     model = _create(name, image_size, pretrained=False)
     cached = _cached_weights_file(model)
     if cached is not None:
-        load_into(model, _timm_filtered(model, load_state_dict_file(cached)), source="the local cache")
+        load_into(model, load_state_dict_file(cached), source="the local cache", backbone=name)
         return model
     if not pretrained_available():
         raise GraftError(
@@ -160,18 +178,6 @@ def _create_pretrained(name: str, image_size: int) -> nn.Module:
             f"Pretrained weights for {name} could not be fetched ({type(exc).__name__}).",
             hint="Check the internet connection, or start from scratch, an earlier model or a weights file.",
         ) from None
-
-
-def _timm_filtered(model: nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Apply the model's own checkpoint conversion (e.g. resizing ViT position embeddings)."""
-    module = __import__(type(model).__module__, fromlist=["checkpoint_filter_fn"])
-    fn = getattr(module, "checkpoint_filter_fn", None)
-    if fn is None:
-        return state
-    try:
-        return fn(state, model)
-    except Exception:  # some filters expect the original format; raw keys are then fine
-        return state
 
 
 def _cached_weights_file(model: nn.Module) -> Path | None:
@@ -252,3 +258,34 @@ def measure_speed(name: str, image_size: int = 160, batch_size: int = 16, repeat
         out.float().mean().backward()
 
     return {"infer_ips": timed(infer), "train_ips": timed(train), "precision": runtime.precision}
+
+
+def download_weights(name: str, out: str | Path) -> Path:
+    """Write ``name``'s timm pretrained weights (classifier included) to one safetensors file.
+
+    For carrying into an offline plant: run it where the hub is reachable (or its cache holds
+    the weights), then use the file as ``file:PATH``.
+
+    Raises:
+        GraftError: offline without a cached copy (within seconds), or the download failed.
+    """
+    from safetensors.torch import save_file
+
+    check_name(name)
+    cached = _cached_weights_file(timm.create_model(name, pretrained=False))
+    if cached is None and not pretrained_available():
+        raise GraftError(f"Can't download the weights of {name}: the model hub can't be reached from here.",
+                         hint="Run this command on a computer with internet access, then copy the file over.")
+    overlay = {"file": str(cached)} if cached is not None else None
+    try:
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay)
+    except Exception as exc:  # network, hub, missing weights for this tag...
+        raise GraftError(f"The weights of {name} could not be fetched ({type(exc).__name__}: {exc}).",
+                         hint="Check the name (`python -m core backbones`) and the internet connection.") from None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(tmp), metadata={"format": "timm", "architecture": name})
+    tmp.replace(out)
+    return out

@@ -109,7 +109,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", default=None, help="file to write (default RUN_DIR/model.onnx)")
+    _add_weights(sub)
     return parser
+
+
+def _add_weights(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("weights", help="check a weights file, or download weights to carry offline")
+    verbs = p.add_subparsers(dest="verb", required=True)
+    c = verbs.add_parser("check", help="say whether a weights file fits a backbone, in one line")
+    c.add_argument("file")
+    c.add_argument("--backbone", required=True)
+    c.add_argument("--image-size", type=int, default=None, help="default: the backbone's native size")
+    d = verbs.add_parser("download", help="write a timm model's pretrained weights to one .safetensors file")
+    d.add_argument("name", help="timm model name, e.g. resnet18.a1_in1k")
+    d.add_argument("--out", required=True, help="the .safetensors file to write")
 
 
 def _train_config(args: argparse.Namespace):
@@ -319,9 +332,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from .backbones import check_weights_file, download_weights
+
+    if args.verb == "download":
+        out = download_weights(args.name, args.out)
+        print(f"Wrote {out}. Use it offline with --start file:{out} --backbone {args.name}.")
+        return 0
+    fit = check_weights_file(args.file, args.backbone, args.image_size)
+    print(f"{fit.source} for {args.backbone}: {fit.summary()}")
+    return 0 if fit.ok else 1
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "check": cmd_check, "train": cmd_train, "sweep": cmd_sweep, "predict": cmd_predict, "evaluate": cmd_evaluate,
     "backbones": cmd_backbones, "synth": cmd_synth, "report": cmd_report, "export": cmd_export,
+    "weights": cmd_weights,
 }
 
 

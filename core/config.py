@@ -31,13 +31,15 @@ class Strategy(str, enum.Enum):
             raise GraftError(f"Unknown strategy '{value}'.", hint=f"Choose one of: {names}.") from None
 
 
-# Defaults chosen so a user who changes nothing gets a good model on CPU.
+# Defaults chosen so a user who changes nothing gets a good model on CPU (measured in docs/benchmarks.md,
+# "Transfer on real photos"). ``lr`` is the top trunk group's peak rate (core.recipes); feature extraction
+# fits a logistic regression instead, so its one "epoch" is the fit and its rate is unused.
 STRATEGY_DEFAULTS: dict[Strategy, dict[str, Any]] = {
-    Strategy.FEATURE_EXTRACTION: {"epochs": 60, "lr": 3e-3},
-    Strategy.FINE_TUNE: {"epochs": 12, "lr": 2e-3},
-    Strategy.PROGRESSIVE: {"epochs": 12, "lr": 2e-3},
-    Strategy.MULTI_TASK: {"epochs": 12, "lr": 2e-3},
-    Strategy.SCRATCH: {"epochs": 30, "lr": 3e-3},
+    Strategy.FEATURE_EXTRACTION: {"epochs": 1, "lr": 1e-3},
+    Strategy.FINE_TUNE: {"epochs": 12, "lr": 5e-5},
+    Strategy.PROGRESSIVE: {"epochs": 12, "lr": 5e-5},
+    Strategy.MULTI_TASK: {"epochs": 12, "lr": 5e-5},
+    Strategy.SCRATCH: {"epochs": 30, "lr": 2e-3},
 }
 
 
@@ -45,9 +47,10 @@ STRATEGY_DEFAULTS: dict[Strategy, dict[str, Any]] = {
 class RunConfig:
     """Everything needed to reproduce one training run.
 
-    ``epochs`` and ``lr`` of ``None`` mean "the strategy's default". ``folds`` and ``resize`` of
-    ``None`` are decided when the run starts (from the dataset's size and the photos' shapes) and the
-    decision is written back into the run's ``config.json``.
+    ``epochs`` and ``lr`` of ``None`` mean "the strategy's default". ``folds``, ``resize`` and
+    ``image_size`` of ``None`` are decided when the run starts (from the dataset's size, the photos'
+    shapes and the backbone: :func:`core.imagesize.choose_image_size`) and the decision is written
+    back into the run's ``config.json``.
     """
 
     data: str
@@ -57,7 +60,7 @@ class RunConfig:
     strategy: Strategy = Strategy.FINE_TUNE
     good_class: str | None = None
     epochs: int | None = None
-    image_size: int = 160
+    image_size: int | None = None  # None: chosen from the photos and the backbone (core.imagesize)
     batch_size: int = 32
     lr: float | None = None
     seed: int = 0
@@ -72,7 +75,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
-        if self.image_size < 16 or self.image_size > 1024:
+        if self.image_size is not None and not 16 <= self.image_size <= 1024:
             raise GraftError("Image size must be between 16 and 1024 pixels.")
         if self.batch_size < 1:
             raise GraftError("Batch size must be at least 1.")

@@ -1,12 +1,11 @@
 """K-fold cross-validation for small datasets: every photo scored by a model that never trained on it.
 
-With 300 photos or fewer a single 70/15/15 split leaves a handful of photos to choose the best epoch
-and the threshold. Here the photos are split into K folds (stratified by class; exact copies and
+With 300 photos or fewer a single 70/15/15 split leaves a handful of photos to choose the threshold
+and judge the model. Here the photos are split into K folds (stratified by class; exact copies and
 near-copies stay in one fold, see :mod:`core.copies`). For each fold a fresh model trains on the other
-folds, choosing its best epoch on a validation share *of those* folds, and scores the fold's photos:
-their out-of-fold (OOF) scores. Then the model that ships trains on every photo for the median best
-epoch of the folds (no validation photos left; ``Fitter.fit`` with an empty ``val`` trains exactly
-that many epochs).
+folds with the strategy's fixed schedule (:mod:`core.recipes`) and scores the fold's photos: their
+out-of-fold (OOF) scores. Then the model that ships trains on every photo with the same schedule, so
+the folds measured exactly the recipe that produced it.
 
 The threshold is *cross-fitted*: each fold's photos are decided with a threshold chosen on the other
 folds' OOF scores, so the headline numbers never judge a threshold on the scores it was fitted to
@@ -218,7 +217,7 @@ def _fit_fold(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: RunFol
 
 
 def fold_splits(prep: "Prepared", assignment: list[int], fold: int, config: RunConfig) -> Splits:
-    """Train on the other folds minus a validation share of them (best epoch), test on this fold."""
+    """Train on the other folds minus a validation share of them, test on this fold."""
     others = [i for i, f in enumerate(assignment) if f != fold]
     inner = split_indices(prep.ds, others, prep.report.groups, val=config.val_fraction, test=0.0,
                           seed=config.seed + fold, fixed=False)
@@ -235,9 +234,8 @@ def _fold_result(fold: int, splits: Splits, fitted: "Fitted", prep: "Prepared", 
 
 
 def final_epochs(results: list[FoldResult], config: RunConfig) -> int:
-    """The epochs the final model trains: the folds' median best epoch (rounded up), else the config's."""
-    best = [r.best_epoch for r in results if r.best_epoch]
-    return max(1, int(np.ceil(statistics.median(best)))) if best else config.resolved_epochs
+    """The epochs the final model trains: the recipe's schedule, the same one every fold ran."""
+    return config.resolved_epochs
 
 
 def _fit_final(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: RunFolder, stopper: StopWatcher,
@@ -249,9 +247,8 @@ def _fit_final(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: RunFo
              eta_s=clock.eta(None))
     stage = _StageRun(run, {"stage": "final", "folds": cv.folds},
                       f"Final model on every photo ({cv.final_epochs} epoch(s))", clock, cv.final_epochs)
-    # the schedule (warm-up, decay) planned for the config's epochs, as in the folds, ended at their best epoch
-    fitted = fitter.fit({"train": everything, "val": [], "test": []}, callbacks=[stopper, EventWriter(stage),
-                        _StopAfter(cv.final_epochs)], checkpoint=False, feature_progress=feature_progress)
+    fitted = fitter.fit({"train": everything, "val": [], "test": []}, callbacks=[stopper, EventWriter(stage)],
+                        checkpoint=False, feature_progress=feature_progress)
     if fitted.diverged and not fitted.usable:
         cv.diverged = fitted.diverged
         return
@@ -355,17 +352,6 @@ class _Clock:
         later = self.folds - self.fold
         final = per_fold * (self.n_photos / self.n_fold_train)
         return now_left + later * per_fold + final
-
-
-class _StopAfter:
-    """Trainer callback: end the fit after ``epochs`` epochs (the folds' best epoch) of a longer schedule."""
-
-    def __init__(self, epochs: int) -> None:
-        self.epochs = epochs
-
-    def on_epoch_end(self, t: Any, record: dict[str, Any]) -> None:
-        if record["epoch"] >= self.epochs:
-            t.should_stop, t.stop_reason = True, f"reached the folds' best epoch ({self.epochs})"
 
 
 class _StageRun:

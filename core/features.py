@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .augment import to_model_input
+from .augment import dihedral, to_model_input
 from .datasets import cache_root
 from .device import Runtime
 from .parallel import ProgressFn
@@ -32,11 +32,25 @@ def _images_fingerprint(images: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(images).tobytes()).hexdigest()[:20]
 
 
+def _key(trunk: torch.nn.Module, images: np.ndarray, index: np.ndarray | None, view: str, precision: str) -> str:
+    key = f"{weights_fingerprint(trunk)}-{_images_fingerprint(images)}-{precision}"
+    if index is not None or view:
+        extra = np.ascontiguousarray(index if index is not None else []).astype(np.int64).tobytes()
+        key += "-" + hashlib.sha256(extra + view.encode()).hexdigest()[:12]
+    return key
+
+
 @torch.inference_mode()
 def extract_features(trunk: torch.nn.Module, images: np.ndarray, mean: list[float], std: list[float],
-                     runtime: Runtime, batch_size: int = 64, progress: ProgressFn | None = None) -> torch.Tensor:
-    """Pooled trunk features for every image (float32, N x D), from the disk cache when possible."""
-    key = f"{weights_fingerprint(trunk)}-{_images_fingerprint(images)}-{runtime.precision}"
+                     runtime: Runtime, batch_size: int = 64, progress: ProgressFn | None = None,
+                     index: np.ndarray | None = None, view: str = "") -> torch.Tensor:
+    """Pooled trunk features (float32, N x D), from the disk cache when possible.
+
+    Args:
+        index: only these images (in this order); default all of them.
+        view: a mirrored or quarter-turned view of the photos (:data:`core.augment.VIEWS`).
+    """
+    key = _key(trunk, images, index, view, runtime.precision)
     path = cache_root() / "features" / f"{key}.safetensors"
     if path.exists():
         try:
@@ -46,14 +60,18 @@ def extract_features(trunk: torch.nn.Module, images: np.ndarray, mean: list[floa
     trunk.eval()
     m, s = torch.tensor(mean, device=runtime.device), torch.tensor(std, device=runtime.device)
     out, t0 = [], time.monotonic()
-    for start in range(0, len(images), batch_size):
-        x = to_model_input(torch.from_numpy(np.asarray(images[start:start + batch_size])).to(runtime.device), m, s)
+    order = np.arange(len(images)) if index is None else np.asarray(index, dtype=np.int64)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        u8 = np.asarray(images[np.sort(chunk)])[np.argsort(np.argsort(chunk))]  # sorted reads from a memmap
+        u8 = dihedral(u8, view) if view else u8
+        x = to_model_input(torch.from_numpy(u8).to(runtime.device), m, s)
         with runtime.autocast():
             out.append(trunk(x).float().cpu())
         if progress:
-            done = min(start + batch_size, len(images))
+            done = min(start + batch_size, len(order))
             rate = done / max(time.monotonic() - t0, 1e-9)
-            progress(done, len(images), (len(images) - done) / rate)
+            progress(done, len(order), (len(order) - done) / rate)
     feats = torch.cat(out) if out else torch.zeros(0, feature_width(trunk))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

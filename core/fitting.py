@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .backbones import build, data_config, parse_start
+from .augment import VIEWS
+from .backbones import build, data_config, native_size, parse_start
 from .callbacks import EventWriter, StopWatcher
 from .checkpoint import Checkpointer, restore_checkpoint
 from .config import RunConfig, Strategy
@@ -22,19 +23,34 @@ from .device import Runtime, select_runtime
 from .features import extract_features
 from .feeders import FeatureFeeder, ImageFeeder
 from .imagecache import decoded_images
+from .imagesize import choose_image_size
 from .model import GraftModel, trunk_groups
-from .package import ModelSpec, trunk_from_run
+from .jsonio import read_json
+from .package import SPEC_FILE, ModelSpec, resolve_model_dir, trunk_from_run
 from .parallel import ProgressFn
-from .recipes import make_schedule, param_groups
+from .probe import probe_heads
+from .recipes import Recipe, make_optimizer, recipe_for
 from .runs import RunFolder
 from .trainer import Diverged, FitResult, Trainer
 
 if TYPE_CHECKING:
     from .pipeline import Prepared
 
-__all__ = ["Fitter", "Fitted", "make_trunk", "class_weights"]
+__all__ = ["Fitter", "Fitted", "make_trunk", "class_weights", "resolve_image_size"]
 
 Splits = dict[str, list[int]]
+PROBE_VIEWS: tuple[str, ...] = VIEWS[1:]  # mirrored and quarter-turned copies of each photo for the probe
+PROBE_VIEW_BUDGET = 2000  # at most this many extra photo-views for the probe (all 7 copies up to 285 photos)
+
+
+def _offset(progress: ProgressFn | None, k: int, n: int) -> ProgressFn | None:
+    """Progress of the ``k``-th of ``n`` equal passes, reported as one pass over all of them."""
+    if progress is None:
+        return None
+
+    def report(done: int, total: int, eta: float) -> None:
+        progress(k * total + done, n * total, eta + (n - k - 1) * eta * total / max(done, 1))
+    return report
 
 
 @dataclass
@@ -63,7 +79,19 @@ def make_trunk(config: RunConfig) -> tuple[torch.nn.Module, str, ModelSpec | Non
     if start.kind == "run":
         trunk, spec = trunk_from_run(start.path)
         return trunk, spec.backbone, spec
-    return build(config.backbone, start, image_size=config.image_size), config.backbone, None
+    size = config.image_size or native_size(config.backbone)
+    return build(config.backbone, start, image_size=size), config.backbone, None
+
+
+def resolve_image_size(config: RunConfig, sizes: dict[str, float] | None) -> RunConfig:
+    """``config`` with its image size chosen from the photos when it was left open (``None``)."""
+    if config.image_size is not None:
+        return config
+    start = parse_start(config.start)
+    if start.kind == "run" and config.strategy != Strategy.SCRATCH:  # continue at the earlier model's size
+        spec = ModelSpec.from_json(read_json(resolve_model_dir(start.path) / SPEC_FILE, {}) or {})
+        return config.replace(image_size=spec.image_size)
+    return config.replace(image_size=choose_image_size(sizes, native_size(config.backbone)))
 
 
 def class_weights(targets: dict[str, np.ndarray], tasks: list, train: list[int]) -> dict[str, torch.Tensor]:
@@ -86,6 +114,9 @@ class Fitter:
 
     def __init__(self, config: RunConfig, prep: "Prepared", run: RunFolder, stopper: StopWatcher,
                  decode_progress: ProgressFn | None = None, runtime: Runtime | None = None) -> None:
+        if config.image_size is None:  # chosen from the photos: recorded, so a resume or a reader sees it
+            config = resolve_image_size(config, prep.report.sizes)
+            run.write_config(config)
         self.config, self.prep, self.run, self.stopper = config, prep, run, stopper
         self.runtime = runtime or select_runtime()
         trunk, self.backbone, self.earlier = make_trunk(config)
@@ -106,17 +137,45 @@ class Fitter:
     def features(self, progress: ProgressFn | None = None) -> torch.Tensor:
         """Frozen start-trunk embeddings of every photo, computed once per run (and cached on disk)."""
         if self._features is None:
-            trunk = self._trunk.to(self.runtime.device).to(memory_format=torch.channels_last)
-            self._features = extract_features(trunk, self.images, self.dcfg["mean"], self.dcfg["std"],
-                                              self.runtime, progress=progress)
+            self._features = self._extract(progress=progress)
         return self._features
+
+    def _extract(self, trunk: torch.nn.Module | None = None, **kw: Any) -> torch.Tensor:
+        trunk = (trunk or self._trunk).to(self.runtime.device).to(memory_format=torch.channels_last)
+        return extract_features(trunk, self.images, self.dcfg["mean"], self.dcfg["std"], self.runtime, **kw)
+
+    def probe_data(self, train: list[int], progress: ProgressFn | None = None,
+                   trunk: torch.nn.Module | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Features of the training photos and of their mirrored and turned copies, and the photo of each row.
+
+        The copies are capped at :data:`PROBE_VIEW_BUDGET` photo-views in all: they matter most
+        with few photos, and would cost minutes with thousands.
+        """
+        index = np.asarray(train, dtype=np.int64)
+        views = PROBE_VIEWS[:max(0, min(len(PROBE_VIEWS), PROBE_VIEW_BUDGET // max(1, len(index))))]
+        first = self.features(progress).numpy()[index] if trunk is None else \
+            self._extract(trunk, index=index).numpy()
+        rows = [first]
+        for k, view in enumerate(views):
+            rows.append(self._extract(trunk, index=index, view=view, progress=_offset(progress, k, len(views))).numpy())
+        return np.concatenate(rows), np.tile(index, len(rows))
+
+    def _probe(self, model: GraftModel, train: list[int], progress: ProgressFn | None,
+               trunk: torch.nn.Module | None = None) -> dict[str, float]:
+        """Start every head from the logistic regression on the frozen trunk's features (LP of LP-FT)."""
+        x, photos = self.probe_data(train, progress, trunk)
+        if not np.isfinite(x).all():
+            raise Diverged("the start weights give non-finite features")
+        targets = {name: y[photos] for name, y in self.prep.targets.items()}
+        return probe_heads(model, self.prep.tasks, x, targets, photos, seed=self.config.seed)
 
     def fit(self, splits: Splits, *, epochs: int | None = None, callbacks: list[Any] | None = None,
             checkpoint: bool = True, resume: bool = False, feature_progress: ProgressFn | None = None) -> Fitted:
-        """Train a fresh model on ``splits['train']``, choosing the best epoch on ``splits['val']``.
+        """Train a fresh model on ``splits['train']`` with the strategy's recipe; keep the last weights.
 
-        With an empty ``val`` split it trains exactly ``epochs`` epochs and keeps the last weights
-        (e.g. the final model of a cross-validation, trained on every photo).
+        The recipe's schedule is fixed: ``splits['val']`` is only scored after every epoch (for the
+        curves), never used to pick an epoch, so an empty ``val`` split (e.g. the final model of a
+        cross-validation, trained on every photo) trains exactly the same way.
 
         Args:
             splits: sample indices per split (``train`` and ``val``; ``test`` is only predicted).
@@ -126,13 +185,20 @@ class Fitter:
             resume: continue from the run's last checkpoint.
         """
         model = self.new_model()
+        recipe = self.recipe(epochs)
         feeder = self._feeder(splits, feature_progress)
-        trainer = self._trainer(model, feeder, splits, callbacks, checkpoint, epochs)
+        trainer = self._trainer(model, feeder, splits, callbacks, checkpoint and recipe.epochs > 0, recipe)
         start_epoch = restore_checkpoint(self.run.path, trainer) if resume else 0
         if resume:
             self.run.emit("resumed", epoch=start_epoch)
         try:
-            return Fitted(model, trainer, trainer.fit(start_epoch))
+            if recipe.probe and not resume:
+                self._probe(model, splits["train"], feature_progress)
+            result = trainer.fit(start_epoch)
+            if recipe.reprobe and recipe.epochs and not result.stopped:
+                self._probe(model, splits["train"], None, trunk=model.trunk)
+                trainer.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            return Fitted(model, trainer, result)
         except Diverged as exc:
             return Fitted(model, trainer, None, diverged=str(exc))
 
@@ -144,17 +210,17 @@ class Fitter:
             return ImageFeeder(self.images, self.dcfg["mean"], self.dcfg["std"], **kw)
         return FeatureFeeder(self.features(progress), **{**kw, "batch_size": max(config.batch_size, 64)})
 
-    def _trainer(self, model: GraftModel, feeder: ImageFeeder | FeatureFeeder, splits: Splits,
-                 callbacks: list[Any] | None, checkpoint: bool, epochs: int | None) -> Trainer:
+    def recipe(self, epochs: int | None = None) -> Recipe:
+        """This run's training recipe (``epochs`` overrides the config's)."""
         config = self.config
-        schedule = make_schedule(config.strategy, epochs or config.resolved_epochs, len(trunk_groups(model.trunk)))
-        groups = param_groups(model, config.resolved_lr, config.strategy)
-        if config.strategy == Strategy.FEATURE_EXTRACTION:
-            groups = groups[:1]  # the trunk never trains
-        optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
-        patience = config.patience * (3 if config.strategy == Strategy.FEATURE_EXTRACTION else 1)
+        return recipe_for(config.strategy, epochs or config.resolved_epochs, config.resolved_lr,
+                          len(trunk_groups(self._trunk)))
+
+    def _trainer(self, model: GraftModel, feeder: ImageFeeder | FeatureFeeder, splits: Splits,
+                 callbacks: list[Any] | None, checkpoint: bool, recipe: Recipe) -> Trainer:
+        optimizer = make_optimizer(model, recipe)
         callbacks = list(callbacks) if callbacks is not None else [self.stopper, EventWriter(self.run)]
-        if checkpoint and config.strategy != Strategy.FEATURE_EXTRACTION:  # head-only fits are cheap to redo
+        if checkpoint:
             callbacks.append(Checkpointer(self.run.path))
         weights = class_weights(self.prep.targets, self.prep.tasks, splits["train"])
-        return Trainer(model, feeder, self.prep.tasks, schedule, optimizer, self.runtime, weights, callbacks, patience)
+        return Trainer(model, feeder, self.prep.tasks, recipe, optimizer, self.runtime, weights, callbacks)

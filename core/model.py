@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Iterable
 
 import torch
 from timm.models import group_parameters
 from torch import nn
 
 
-__all__ = ["Task", "GraftModel", "feature_width", "trunk_groups", "freeze_trunk", "unfreeze_top", "set_train_mode"]
+__all__ = ["Task", "GraftModel", "feature_width", "trunk_groups", "freeze_trunk", "unfreeze_top", "set_train_mode",
+           "recalibrate_batchnorm"]
 
 
 @dataclass(frozen=True)
@@ -74,10 +76,39 @@ def unfreeze_top(model: GraftModel, n_groups: int) -> None:
             p.requires_grad_(True)
 
 
-def set_train_mode(model: GraftModel) -> None:
-    """Train mode for the heads and any module with trainable weights; frozen parts stay in eval."""
+def set_train_mode(model: GraftModel, freeze_bn: bool = False) -> None:
+    """Train mode for the heads and any module with trainable weights; frozen parts stay in eval.
+
+    With ``freeze_bn`` every BatchNorm also stays in eval: it keeps its pretrained statistics while
+    its scale and shift still train (small batches of a few photos estimate statistics badly).
+    """
     model.train()
     for module in model.trunk.modules():
         own = list(module.parameters(recurse=False))
-        if own and not any(p.requires_grad for p in own):
+        frozen = own and not any(p.requires_grad for p in own)
+        if frozen or (freeze_bn and isinstance(module, nn.modules.batchnorm._BatchNorm)):
             module.eval()
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: GraftModel, batches: Iterable[torch.Tensor], runtime: Any) -> None:
+    """Recompute every BatchNorm's statistics as the plain average over ``batches`` (precise BN).
+
+    Running averages lag behind weights that changed fast (training from scratch), so a model can
+    look fine in training and answer one class for everything in evaluation; this removes the lag.
+    """
+    norms = [m for m in model.trunk.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    if not norms:
+        return
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over every batch seen
+    model.trunk.train()
+    for x in batches:
+        with runtime.autocast():
+            model.trunk(x)
+    for m, momentum in zip(norms, saved):
+        m.momentum = momentum
+    model.eval()

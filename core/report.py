@@ -214,7 +214,7 @@ def _split_text(run: RunData) -> str:
                 "copies of a photo always in the same fold. Each fold was scored by a model trained on the other "
                 "folds only, so every photo's score comes from a model that never saw it; each fold's alarm "
                 "threshold was chosen on the other folds' scores. The model delivered was then trained on every "
-                f"photo for {cv.get('final_epochs')} round(s), the typical best of the folds.")
+                f"photo for {cv.get('final_epochs')} round(s), the same training the folds went through.")
     else:
         text = (f"The photos were divided at random, keeping each class's share: <strong>{sp.get('train', '–')}"
                 f"</strong> to learn from, <strong>{sp.get('val', '–')}</strong> to choose {choose}, and "

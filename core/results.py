@@ -231,7 +231,7 @@ def held_out_metrics(preds: Predictions) -> dict[str, Any]:
 def is_optimistic(preds: Predictions, chosen_on: str) -> bool:
     """Whether these photos' figures flatter a threshold chosen on ``chosen_on`` (a ``Decision.chosen_on``).
 
-    Validation photos always do (they chose the best epoch and training's threshold). Test photos do
+    Validation photos always do (they chose training's threshold). Test photos do
     when the threshold was chosen on the test photos, out-of-fold scores when it was chosen on all of
     them at once: label such views "tuned on the ... photos: optimistic".
     """

@@ -4,8 +4,8 @@ A sweep is a grid over run settings (strategy x learning rate) searched with Opt
 ``GridSampler``, its study kept in an Optuna journal file next to the sweep (no database server).
 Each trial is an ordinary Graft run folder, launched through the executor seam like any other
 run (this computer, one after the other; or a Ray cluster, several at once, queued by the
-cluster). The best trial is the one with the highest validation score, the same score each run
-uses to pick its best epoch; the test photos stay untouched for reporting.
+cluster). The best trial is the one with the highest validation score after its last epoch (a
+cross-validated run: the mean over its folds); the test photos stay untouched for reporting.
 
 Layout of a sweep folder::
 
@@ -76,7 +76,7 @@ class SweepSpec:
 
 
 def trial_value(run_dir: str | Path) -> float | None:
-    """The run's validation score at its best epoch (None when no epoch finished).
+    """The run's validation score after its last epoch (None when no epoch finished).
 
     A cross-validated run counts the mean over its folds (each fold's inner validation photos);
     the final fit on every photo has nothing to validate on and is left out.

@@ -1,5 +1,7 @@
 """The fit loop: flat train/validate functions, named events, and callbacks that react to them.
 
+The loop follows a :class:`core.recipes.Recipe`: a fixed schedule, whose last weights are kept.
+
 Callbacks are plain objects with any of these optional methods (each gets the trainer):
 ``on_fit_start(t)``, ``on_epoch_start(t, epoch)``, ``on_batch_end(t, info)``,
 ``on_epoch_end(t, record)`` and ``on_fit_end(t)``. A callback stops training by setting
@@ -8,7 +10,6 @@ Callbacks are plain objects with any of these optional methods (each gets the tr
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,8 +22,8 @@ from sklearn.metrics import f1_score
 
 from .device import Runtime
 from .feeders import ImageFeeder, FeatureFeeder
-from .model import GraftModel, Task, freeze_trunk, set_train_mode, unfreeze_top
-from .recipes import Schedule
+from .model import GraftModel, Task, freeze_trunk, recalibrate_batchnorm, set_train_mode, unfreeze_top
+from .recipes import Recipe
 
 __all__ = ["Trainer", "Diverged", "FitResult"]
 
@@ -40,23 +41,22 @@ class FitResult:
 
 
 class Trainer:
-    """Trains a :class:`GraftModel` on a feeder with a per-epoch unfreezing schedule."""
+    """Trains a :class:`GraftModel` on a feeder, following a recipe's stages and rates."""
 
     def __init__(self, model: GraftModel, feeder: ImageFeeder | FeatureFeeder, tasks: list[Task],
-                 schedule: Schedule, optimizer: torch.optim.Optimizer, runtime: Runtime,
-                 class_weights: dict[str, torch.Tensor], callbacks: list[Any], patience: int = 5) -> None:
-        self.model, self.feeder, self.tasks, self.schedule = model, feeder, tasks, schedule
+                 recipe: Recipe, optimizer: torch.optim.Optimizer, runtime: Runtime,
+                 class_weights: dict[str, torch.Tensor], callbacks: list[Any]) -> None:
+        self.model, self.feeder, self.tasks, self.recipe = model, feeder, tasks, recipe
         self.optimizer, self.runtime, self.class_weights = optimizer, runtime, class_weights
-        self.callbacks, self.patience = callbacks, patience
+        self.callbacks = callbacks
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
-        self.epochs = len(schedule.trunk_groups)
+        self.epochs = max(1, recipe.epochs)  # a recipe without training epochs still reports one record
         self.epoch = 0
         self.step = 0
         self.should_stop = False
         self.stop_reason = ""
-        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None  # the last finished epoch's weights
         self.result = FitResult(best_epoch=0, best_score=-math.inf)
-        self.bad_epochs = 0
 
     # -- events ----------------------------------------------------------------------------
     def fire(self, event: str, *args: Any) -> None:
@@ -77,9 +77,7 @@ class Trainer:
         return total if torch.is_tensor(total) else torch.zeros((), requires_grad=True)
 
     def train_one_epoch(self) -> dict[str, float]:
-        set_train_mode(self.model)
-        if not any(p.requires_grad for p in self.model.trunk.parameters()):
-            self.model.trunk.eval()  # a fully frozen trunk keeps its BatchNorm statistics
+        set_train_mode(self.model, freeze_bn=self.recipe.freeze_bn)
         n_batches, seen, loss_sum, correct, t0 = self.feeder.n_batches("train"), 0, 0.0, 0, time.monotonic()
         for b, (x, y, _) in enumerate(self.feeder.batches("train", train=True)):
             self._set_lr(n_batches)
@@ -104,8 +102,14 @@ class Trainer:
         return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                 "images_per_s": seen / max(time.monotonic() - t0, 1e-9)}
 
+    def score_train(self) -> dict[str, float]:
+        """Loss and accuracy on the training photos without training (a recipe with no epochs)."""
+        scores = self.scores("train")
+        return {"train_loss": scores.get("val_loss", 0.0), "train_acc": scores.get("val_acc", 0.0),
+                "images_per_s": 0.0}
+
     def _set_lr(self, steps_per_epoch: int) -> None:
-        factor = self.schedule.lr_factor(self.step, steps_per_epoch)
+        factor = self.recipe.lr_factor(self.step, steps_per_epoch)
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
             group["lr"] = base * factor
 
@@ -124,8 +128,12 @@ class Trainer:
 
     def validate(self) -> dict[str, Any]:
         """Loss, accuracy, macro-F1 and per-class recall on the validation split."""
-        probs = self.predict_split("val")
-        idx = np.asarray(self.feeder.splits["val"], dtype=np.int64)
+        return self.scores("val")
+
+    def scores(self, split: str) -> dict[str, Any]:
+        """Loss, accuracy, macro-F1 and per-class recall on ``split`` (keys named ``val_*``)."""
+        probs = self.predict_split(split)
+        idx = np.asarray(self.feeder.splits[split], dtype=np.int64)
         metrics: dict[str, Any] = {"val_loss": 0.0}
         if not len(idx):
             return {**metrics, "val_score": 0.0}
@@ -152,31 +160,25 @@ class Trainer:
     # -- the loop -----------------------------------------------------------------------------
     def _apply_schedule(self, epoch: int) -> None:
         freeze_trunk(self.model)
-        unfreeze_top(self.model, self.schedule.trunk_groups[epoch])
+        unfreeze_top(self.model, self.recipe.groups_at(epoch))
 
     def fit(self, start_epoch: int = 0) -> FitResult:
-        """Train with early stopping on validation; the best epoch's weights are restored.
+        """Train the recipe's epochs and keep the last weights.
 
         ``start_epoch`` > 0 continues a resumed run (see :meth:`loop_state`).
         """
-        warm = max(1, self.schedule.warmup_epochs, self.epochs // 3)
         self.fire("on_fit_start")
         try:
             for epoch in range(start_epoch, self.epochs):
                 record = self._run_epoch(epoch)
-                improved = self._track_best(record, self.result)
-                self.bad_epochs = 0 if improved or epoch < warm else self.bad_epochs + 1
+                self._keep(record)
                 self.result.history.append(record)
                 self.fire("on_epoch_end", record)
                 if self.should_stop:
+                    self.result.stopped = self.stop_reason or "stopped"
                     break
-                if self.bad_epochs >= self.patience:
-                    self.result.stopped = f"no improvement for {self.patience} epochs"
-                    break
-        finally:
+        finally:  # after a blow-up, the last finished epoch's weights come back
             self.restore_best()
-        if self.should_stop:
-            self.result.stopped = self.stop_reason or "stopped"
         self.fire("on_fit_end")
         return self.result
 
@@ -184,34 +186,35 @@ class Trainer:
         self.epoch = epoch
         self._apply_schedule(epoch)
         self.fire("on_epoch_start", epoch)
-        record = {"epoch": epoch + 1, "epochs": self.epochs, **self.train_one_epoch()}
+        trains = self.recipe.epochs > 0
+        record = {"epoch": epoch + 1, "epochs": self.epochs, **(self.train_one_epoch() if trains else self.score_train())}
+        if trains and self.recipe.recalibrate_bn and (epoch + 1 == self.epochs or self.feeder.size("val")):
+            recalibrate_batchnorm(self.model, self._clean_batches(), self.runtime)
         record.update(self.validate())
-        record["lr"] = max(g["lr"] for g in self.optimizer.param_groups)
-        record["trunk_trainable"] = self.schedule.trunk_groups[epoch] > 0
+        record["lr"] = max(g["lr"] for g in self.optimizer.param_groups) if trains else 0.0
+        record["trunk_trainable"] = self.recipe.groups_at(epoch) > 0
         return record
 
-    def _track_best(self, record: dict[str, Any], result: FitResult) -> bool:
-        if not self.feeder.size("val"):  # nothing to choose on: every epoch is the newest best (fixed epochs)
-            record["best"] = True
-            result.best_score, result.best_epoch = 0.0, record["epoch"]
-            self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
-            return True
-        score = record["val_score"] - 1e-6 * record["val_loss"]  # ties: the lower loss wins
-        record["best"] = score > result.best_score
-        if record["best"]:
-            result.best_score, result.best_epoch = score, record["epoch"]
-            self.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
-        return record["best"]
+    def _clean_batches(self):
+        for x, _, _ in self.feeder.batches("train", train=False):
+            yield x
+
+    def _keep(self, record: dict[str, Any]) -> None:
+        """A fixed schedule: the newest finished epoch is the one kept (also after a stop or a blow-up)."""
+        record["best"] = True
+        self.result.best_epoch = record["epoch"]
+        self.result.best_score = record.get("val_score", 0.0) if self.feeder.size("val") else 0.0
+        self.best_state = {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}
 
     def loop_state(self) -> dict[str, Any]:
         """Everything but tensors needed to continue this fit later (JSON-friendly)."""
-        return {"epoch": self.epoch + 1, "step": self.step, "bad_epochs": self.bad_epochs,
+        return {"epoch": self.epoch + 1, "step": self.step, "bad_epochs": 0,
                 "best_epoch": self.result.best_epoch, "best_score": self.result.best_score,
                 "history": self.result.history}
 
     def load_loop_state(self, state: dict[str, Any]) -> int:
         """Restore :meth:`loop_state`; returns the epoch to start from."""
-        self.step, self.bad_epochs = int(state["step"]), int(state["bad_epochs"])
+        self.step = int(state["step"])
         self.result = FitResult(int(state["best_epoch"]), float(state["best_score"]), list(state["history"]))
         return int(state["epoch"])
 

@@ -170,6 +170,6 @@ def held_out_words(metrics: dict[str, Any]) -> str:
     if split == "oof":
         return (f"{n} photos, each scored by a model trained without it ({folds}-fold cross-validation)")
     if split == "val":
-        return (f"{n} validation photos: they chose the best epoch and the threshold, so these numbers are "
+        return (f"{n} validation photos: they chose the threshold, so these numbers are "
                 "a little optimistic")
     return f"{n} test photos the model never saw while training"

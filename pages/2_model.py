@@ -10,10 +10,10 @@ import streamlit as st
 
 import core  # its backbone names load PyTorch and timm on first use: main() shows a spinner meanwhile
 from core.config import STRATEGY_DEFAULTS, RunConfig, Strategy
-from core.workspace import Workspace, recommend_strategy
+from core.workspace import Workspace
 from ui.common import (ensure_router, backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
-                       md_escape, model_choices, online, page_header, pretrained_cached, update_model_choices,
-                       workspace)
+                       image_size_cost, image_size_warning, md_escape, model_choices, online, page_header,
+                       pretrained_cached, recommended_strategy, update_model_choices, workspace)
 
 ensure_router()  # a direct link to this page still gets the app frame
 
@@ -149,7 +149,7 @@ def set_start(start: str, choices: dict[str, Any], n_images: int) -> None:
     if start == "scratch":
         changes.update(strategy_changes(Strategy.SCRATCH))
     elif choices["strategy"] == Strategy.SCRATCH.value:
-        changes.update(strategy_changes(recommend_strategy(n_images)[0]))
+        changes.update(strategy_changes(recommended_strategy(n_images)[0]))
     update_model_choices(**changes)
     st.rerun()
 
@@ -205,7 +205,7 @@ def strategy_changes(strategy: Strategy) -> dict[str, Any]:
 @guarded
 def strategy_section(choices: dict[str, Any], n_images: int) -> None:
     st.subheader("3 · How to adapt it", anchor=False)
-    recommended, reason = recommend_strategy(n_images) if n_images else (None, "")
+    recommended, reason = recommended_strategy(n_images) if n_images else (None, "")
     scratch = choices["start"] == "scratch"
     if scratch:
         st.info("Starting from scratch trains every layer, so the strategy is “From scratch”.", icon=":material/info:")
@@ -223,6 +223,7 @@ def strategy_card(strategy: Strategy, choices: dict[str, Any], recommended: Stra
     badge = " :primary-badge[:material/star: Recommended]" if strategy == recommended and not locked else ""
     st.markdown(f"**{title}**{badge}")
     st.write(text)
+    st.caption(core.evidence_text(strategy))
     disabled = locked and strategy != Strategy.SCRATCH
     if st.button("Selected" if selected else "Use this", key=f"use_strategy_{strategy.value}", disabled=disabled,
                  type="primary" if selected else "secondary", icon=":material/check:" if selected else None,
@@ -246,7 +247,7 @@ def _seed_widget(key: str, value: Any) -> str:
 
 
 @guarded
-def advanced_section(choices: dict[str, Any]) -> None:
+def advanced_section(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> None:
     with st.expander("Advanced settings", icon=":material/settings:"):
         st.caption("The defaults suit the chosen strategy; change them only if you know why.")
         top, bottom = st.columns(3), st.columns(3)
@@ -261,7 +262,9 @@ def advanced_section(choices: dict[str, Any]) -> None:
         sizes = sorted({*IMAGE_SIZES, int(choices["image_size"])})
         choices["image_size"] = int(top[2].selectbox(
             "Image size (pixels)", sizes, key=_seed_widget("image_size", choices["image_size"]),
-            help="Photos are resized to this square. Larger shows finer defects but trains slower."))
+            help="Photos are resized to this square. Larger shows finer defects but trains slower. The "
+                 "default follows your photos and the backbone."))
+        st.caption(image_size_cost(choices, n_images, speed))
         choices["lr"] = float(bottom[0].number_input(
             "Learning rate", 0.00001, 0.5, step=0.0005, format="%.5f", key=_seed_widget("lr", choices["lr"]),
             help="How big each learning step is."))
@@ -280,6 +283,9 @@ def summary(choices: dict[str, Any], dataset: str | None) -> None:
     strategy = STRATEGY_TEXT[Strategy(choices["strategy"])][0]
     st.markdown(f"**Your choice:** {md_escape(backbone_label(choices['backbone']))} · {START_TEXT[kind]} · "
                 f"{strategy} · {choices['epochs']} epochs at {choices['image_size']} px")
+    shrunk = image_size_warning(choices)
+    if shrunk:
+        st.warning(shrunk + " Change it under Advanced settings.", icon=":material/zoom_out:")
     if dataset is None:
         st.warning("Choose or add a dataset on the Data page before training.", icon=":material/photo_library:")
     elif st.button("Next: train", type="primary", icon=":material/arrow_forward:", key="model_next"):
@@ -301,7 +307,7 @@ def main() -> None:
     backbone_section(ws, choices)
     start_section(ws, choices, n_images)
     strategy_section(choices, n_images)
-    advanced_section(choices)
+    advanced_section(choices, n_images, ws.backbone_speeds().get(choices["backbone"]))
     summary(choices, dataset)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import bench
 from bench.profiles import PROFILES
+from bench.realdata import shared_root
 
 
 def test_every_section_runs_and_the_report_is_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -41,4 +42,12 @@ def test_every_section_runs_and_the_report_is_complete(tmp_path: Path, monkeypat
     assert len(by_key["transfer"].goals) == 1
     memory = by_key["memory"].data["results"]
     assert any(r["memmap"] for r in memory.values()) and any(not r["memmap"] for r in memory.values())
-    assert all(len(s.goals) >= 1 for k, s in by_key.items() if k != "speed")
+    assert all(len(s.goals) >= 1 for k, s in by_key.items() if k not in ("speed", "real"))
+    real = by_key["real"]
+    if shared_root() is None:
+        assert real.tables[0].headers == ["skipped"]
+    else:  # every method of the tiny profile ran on real photos, and the four goals are judged
+        assert len(real.goals) == 4 and len(real.tables) == 2
+        assert {k.split("|")[0] for k in real.data["neu"]} == {"probe", "plain", "feature-extraction", "fine-tune"}
+        assert set(real.data["bottle"]) == {"probe", "fine-tune"}
+        assert "core.evidence.MEASURED" in real.code

@@ -67,13 +67,29 @@ def test_default_good_class() -> None:
     assert default_good_class(["dent", "scratch"]) is None
 
 
-@pytest.mark.parametrize("n, expected", [(40, Strategy.FEATURE_EXTRACTION), (300, Strategy.FEATURE_EXTRACTION),
-                                         (301, Strategy.FINE_TUNE), (3000, Strategy.FINE_TUNE),
-                                         (20000, Strategy.PROGRESSIVE)])
-def test_recommend_strategy_by_dataset_size(n: int, expected: Strategy) -> None:
-    strategy, reason = recommend_strategy(n)
-    assert strategy == expected
+@pytest.mark.parametrize("n, classes", [(12, 2), (40, 3), (59, 6), (300, 3), (3000, 2), (20000, 5)])
+def test_recommend_strategy_follows_the_measurements(n: int, classes: int) -> None:
+    from core.evidence import FEW_PER_CLASS, MEASURED, WORTH_MINUTES, best_measured
+
+    strategy, reason = recommend_strategy(n, classes)
+    gain = 100 * (MEASURED[best_measured()].accuracy - MEASURED[Strategy.FEATURE_EXTRACTION].accuracy)
+    slower_pays = n / classes >= FEW_PER_CLASS and gain >= WORTH_MINUTES
+    assert strategy == (best_measured() if slower_pays else Strategy.FEATURE_EXTRACTION)
     assert str(n) in reason and reason.endswith(".") and "\n" not in reason
+    assert "%" in reason  # the measured accuracy is quoted
+
+
+@pytest.mark.parametrize("fine_tune, expected", [(0.985, Strategy.FEATURE_EXTRACTION), (0.995, Strategy.FINE_TUNE)])
+def test_a_slower_strategy_is_recommended_only_when_it_measured_clearly_better(
+        monkeypatch: pytest.MonkeyPatch, fine_tune: float, expected: Strategy) -> None:
+    import core.evidence as evidence
+
+    measured = {s: evidence.Measured(0.5, 60) for s in Strategy}
+    measured[Strategy.FEATURE_EXTRACTION] = evidence.Measured(0.98, 10)
+    measured[Strategy.FINE_TUNE] = evidence.Measured(fine_tune, 300)
+    monkeypatch.setattr(evidence, "MEASURED", measured)
+    assert recommend_strategy(600, 3)[0] == expected  # 200 per class: only the measured gain decides
+    assert recommend_strategy(12, 3)[0] == Strategy.FEATURE_EXTRACTION  # 4 per class: too few for fine-tuning
 
 
 # --- the workspace and the sample ---------------------------------------------------------------

@@ -90,9 +90,9 @@ def _mark_best(fig: go.Figure, rows: list[dict[str, Any]]) -> None:
     best = [r for r in rows if r.get("best") and r.get("val_acc") is not None]
     if best:
         b = best[-1]
-        fig.add_trace(go.Scatter(x=[b["epoch"]], y=[b["val_acc"] * 100], mode="markers", name="Best so far",
+        fig.add_trace(go.Scatter(x=[b["epoch"]], y=[b["val_acc"] * 100], mode="markers", name="Weights kept",
                                  marker=dict(symbol="star", size=14, color=ACCENT, line=dict(color="white", width=1)),
-                                 hovertemplate="best epoch %{x}: %{y:.1f}%<extra></extra>"), row=1, col=2)
+                                 hovertemplate="weights of epoch %{x}: %{y:.1f}%<extra></extra>"), row=1, col=2)
 
 
 def class_bar(counts: Mapping[str, int], good_class: str | None = None, height: int = 300) -> go.Figure:

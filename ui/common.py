@@ -32,6 +32,7 @@ __all__ = [
     "workspace", "show_error", "guarded", "friendly_errors",
     "current_dataset", "select_dataset", "current_run", "select_run", "attach_run",
     "model_choices", "update_model_choices", "default_choices", "online", "pretrained_cached", "backbone_label",
+    "photo_sizes", "default_image_size", "image_size_warning", "image_size_cost", "recommended_strategy",
     "fmt_pct", "fmt_duration", "fmt_int", "md_escape", "page_header", "go_to", "flash", "show_flash",
     "STATE_LABELS", "state_badge", "headline_metrics", "Progress", "progress_summary", "render_sidebar",
 ]
@@ -198,10 +199,12 @@ def default_choices(n_images: int | None = None) -> dict[str, Any]:
     else:
         finished = workspace().finished_models()
         start = f"run:{finished[0]['path']}" if finished else "scratch"
-    strategy = Strategy.SCRATCH if start == "scratch" else recommend_strategy(n_images or 0)[0]
+    strategy = Strategy.SCRATCH if start == "scratch" else recommended_strategy(n_images or 0)[0]
+    size = default_image_size(current_dataset(), DEFAULT_BACKBONE)
+    st.session_state["image_size_auto"] = ((current_dataset(), DEFAULT_BACKBONE), size)
     return {"backbone": DEFAULT_BACKBONE, "start": start, "strategy": strategy.value,
             "epochs": STRATEGY_DEFAULTS[strategy]["epochs"], "lr": STRATEGY_DEFAULTS[strategy]["lr"],
-            "image_size": base.image_size, "batch_size": base.batch_size, "seed": base.seed,
+            "image_size": size, "batch_size": base.batch_size, "seed": base.seed,
             "patience": base.patience}
 
 
@@ -210,10 +213,85 @@ def model_choices(n_images: int | None = None) -> dict[str, Any]:
 
     Keys: backbone, start, strategy (value string), epochs, lr, image_size, batch_size, seed, patience;
     all of them are ``RunConfig`` fields, so ``Workspace.new_run_config(dataset, **choices)`` works.
+    The image size follows the dataset and backbone (:func:`default_image_size`) until the user picks one.
     """
     if "choices" not in st.session_state:
         st.session_state["choices"] = default_choices(n_images)
+    _follow_photo_size(st.session_state["choices"])
     return st.session_state["choices"]
+
+
+def _follow_photo_size(choices: dict[str, Any]) -> None:
+    auto = st.session_state.get("image_size_auto")
+    if auto is None or choices.get("image_size") != auto[1]:
+        return  # chosen by the user (or set by another page): theirs to keep
+    key = (current_dataset(), choices["backbone"])
+    if tuple(auto[0]) == key:
+        return
+    size = default_image_size(*key)
+    st.session_state["image_size_auto"] = (key, size)
+    if size != choices["image_size"]:
+        update_model_choices(image_size=size)
+
+
+def recommended_strategy(n_images: int) -> tuple[Any, str]:
+    """:func:`core.workspace.recommend_strategy` for the current dataset's photos and classes."""
+    dataset = current_dataset()
+    n_classes = len(workspace().dataset_info(dataset).classes) if dataset else None
+    return recommend_strategy(n_images, n_classes)
+
+
+def photo_sizes(dataset: str | None) -> dict[str, float] | None:
+    """Median and extreme photo sizes of ``dataset`` from its (cached) check report, or None."""
+    if not dataset:
+        return None
+    with friendly_errors():
+        return workspace().check(dataset).sizes or None
+    return None
+
+
+def default_image_size(dataset: str | None, backbone: str) -> int:
+    """The image size Graft chooses for these photos and this backbone (:mod:`core.imagesize`)."""
+    from core.backbones import native_size
+    from core.imagesize import choose_image_size
+
+    return choose_image_size(photo_sizes(dataset), native_size(backbone))
+
+
+def image_size_warning(choices: dict[str, Any]) -> str | None:
+    """A plain warning when the chosen size shrinks the current dataset's photos more than about 4×."""
+    from core.imagesize import shrink_warning
+
+    return shrink_warning(photo_sizes(current_dataset()), int(choices["image_size"]))
+
+
+def image_size_cost(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:
+    """What the chosen image size and the next larger ones cost in training time, in one sentence.
+
+    Args:
+        speed: ``{images_per_s, image_size}`` measured on this computer, if any; else the curated
+            backbone's speed on the reference 2-core CPU (224 px) is used.
+    """
+    from core import CURATED, RunConfig, Strategy
+    from core.imagesize import larger_sizes, relative_cost, training_seconds
+
+    size, backbone = int(choices["image_size"]), choices["backbone"]
+    bigger = larger_sizes(size, photo_sizes(current_dataset()))
+    if not bigger:
+        return f"{size} px keeps all the detail of your photos."
+    ratios = ", ".join(f"{s} px takes {relative_cost(s, size):.1f}× as long" for s in bigger)
+    if choices["strategy"] == Strategy.FEATURE_EXTRACTION.value:
+        return f"Training time grows with the image size: {ratios} (seconds to minutes for feature extraction)."
+    info = next((b for b in CURATED if b.name == backbone), None)
+    ips, at = ((speed["images_per_s"], int(speed["image_size"])) if speed
+               else (info.train_ips, 224) if info and info.train_ips else (None, 224))
+    if not ips or not n_images:
+        return f"Training time grows with the image size: {ratios}."
+    base = RunConfig(data="", out="")
+    photos = max(1, round(n_images * (1 - base.val_fraction - base.test_fraction)))
+    est = [(s, training_seconds(photos, int(choices["epochs"]), s, ips, at)) for s in [size, *bigger]]
+    parts = "; ".join(f"{s} px about {fmt_duration(t)}" for s, t in est)
+    return f"Estimated training time for {fmt_int(photos)} photos × {choices['epochs']} epochs: {parts}."
 
 
 def update_model_choices(**changes: Any) -> None:

@@ -90,7 +90,7 @@ def render_headline(point: OperatingPoint, split: str) -> None:
     """Accuracy, defects caught and false alarms as big numbers, each with its count and 95% range."""
     cols = st.columns(3 if point.caught is not None else 1)
     acc = point.accuracy
-    seen = {"val": "Validation photos: they chose the best epoch and the threshold, so this is a little optimistic.",
+    seen = {"val": "Validation photos: they chose the alarm threshold, so this is a little optimistic.",
             "oof": "Each photo scored by a cross-validation model that did not train on it."}
     cols[0].metric("Accuracy", fmt_pct(acc.value), f"{acc.k} of {acc.n} {split} photos right",
                    delta_color="off", delta_arrow="off", border=True,

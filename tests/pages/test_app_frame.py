@@ -165,7 +165,7 @@ def test_curves_figure() -> None:
     assert names.count("Training photos") == 2 and names.count("Validation photos") == 2
     val_acc = [t for t in fig.data if t.name == "Validation photos"][1]
     assert list(val_acc.x) == [1, 2, 3] and val_acc.y[0] == pytest.approx(45.0)
-    assert [t for t in fig.data if t.name == "Best so far"][0].x == (2,)
+    assert [t for t in fig.data if t.name == "Weights kept"][0].x == (2,)
     assert list(fig.layout.xaxis.range) == [0.5, 5.5]  # the planned epochs: the curve grows across the axis
     assert [a.text for a in fig.layout.annotations][:2] == ["Loss (lower is better)", "Accuracy (higher is better)"]
     ended = curves_figure(events + [{"event": "run_end", "state": "stopped"}])

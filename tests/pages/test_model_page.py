@@ -147,6 +147,28 @@ def test_measure_the_speeds_on_this_computer(ws: Workspace, monkeypatch: pytest.
     at = page()
     at.button(key="model_measure").click().run()
     assert not at.exception
-    assert len(measured) == 6 and {size for _, size in measured} == {160}
+    size = choices(at)["image_size"]  # the default: no dataset yet, so the backbone's native size
+    assert size == core.backbones.native_size(core.backbones.DEFAULT_BACKBONE) == 224
+    assert len(measured) == 6 and {s for _, s in measured} == {size}
     captions = "\n".join(c.value for c in at.caption)
-    assert captions.count("Trains about 123 photos/s on this computer (at 160 px)") == 6
+    assert captions.count(f"Trains about 123 photos/s on this computer (at {size} px)") == 6
+
+
+def test_image_size_follows_the_photos_and_warns_when_they_shrink_a_lot(ws: Workspace) -> None:
+    from tests.conftest import make_dataset
+
+    make_dataset(ws.datasets_dir / "big", {"ok": 2, "scratch": 2}, size=2000, fmt="jpg")
+    make_dataset(ws.datasets_dir / "small", {"ok": 3, "scratch": 3}, size=100, fmt="jpg")
+    at = page(dataset="big")
+    assert not at.exception
+    assert choices(at)["image_size"] == 320  # large photos: above the native 224 px, at most 320 px by default
+    assert any("shrunk 6× to 320 px" in w.value for w in at.warning)
+    assert "320 px about" in "\n".join(c.value for c in at.caption)  # the time of this size and larger ones
+    at.session_state["dataset"] = "small"
+    at.run()
+    assert choices(at)["image_size"] == 224  # small photos train at the backbone's native size
+    assert not any("shrunk" in w.value for w in at.warning)
+    at.selectbox(key="model_image_size").set_value(64).run()
+    at.session_state["dataset"] = "big"
+    at.run()
+    assert choices(at)["image_size"] == 64  # the user's own choice is kept
