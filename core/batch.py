@@ -42,9 +42,11 @@ def folder_in_workspace(root: str | Path, text: str) -> Path:
 
 def labels_from_folders(files: Sequence[str | Path], root: str | Path | None,
                         classes: Sequence[str]) -> list[str | None]:
-    """The true class of each photo from its top folder under ``root`` (``root/scratch/a.png`` -> ``scratch``).
+    """The true class of each photo from its class folder under ``root`` (``root/scratch/a.png`` -> ``scratch``).
 
-    A photo outside a folder named like one of the model's classes gets None (unlabelled).
+    The outermost folder named like one of the model's classes counts, so a zip that wraps its class
+    folders in one more folder (``batch/scratch/a.png``) is labelled too. A photo in no such folder gets
+    None (unlabelled).
     """
     if root is None:
         return [None] * len(files)
@@ -54,7 +56,7 @@ def labels_from_folders(files: Sequence[str | Path], root: str | Path | None,
             parts = Path(f).resolve().relative_to(Path(root).resolve()).parts
         except ValueError:
             parts = ()
-        out.append(parts[0] if len(parts) > 1 and parts[0] in known else None)
+        out.append(next((p for p in parts[:-1] if p in known), None))
     return out
 
 

@@ -189,7 +189,7 @@ def recorded(metrics: dict[str, Any]) -> OperatingPoint | None:
     n = int(metrics["n"])
     accuracy = Rate(int(round(float(metrics["accuracy"]) * n)), n)
     threshold = float(metrics.get("threshold") or 0.5)
-    if metrics.get("defects") is None or metrics.get("good_parts") is None:
+    if not metrics.get("good_class") or metrics.get("defects") is None or metrics.get("good_parts") is None:
         return OperatingPoint(threshold, accuracy)
     return OperatingPoint(threshold, accuracy, Rate(int(metrics["defects_caught"]), int(metrics["defects"])),
                           Rate(int(metrics["false_alarms"]), int(metrics["good_parts"])))

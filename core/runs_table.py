@@ -17,7 +17,7 @@ from .jsonio import read_json, write_json_atomic
 
 __all__ = ["run_row", "compare_runs", "epoch_curves", "COMPARE_METRICS", "NAME_FILE", "MAX_NAME", "STRATEGY_WORDS",
            "strategy_words", "backbone_words", "default_run_name", "stored_run_name", "set_run_name", "run_names",
-           "status_words", "group_by_sweep"]
+           "status_words", "group_by_sweep", "RATE_METRICS"]
 
 NAME_FILE = "name.json"  # {"name": "..."}: the user's name for a run
 MAX_NAME = 80
@@ -44,9 +44,10 @@ def backbone_words(name: str) -> str:
 
 
 def default_run_name(config: dict[str, Any]) -> str:
-    """``"Feature extraction · ResNet-18 · bottle"``: what a run was, in the words of the Model page."""
-    parts = [strategy_words(config.get("strategy")), backbone_words(str(config.get("backbone", ""))),
-             Path(str(config.get("data", ""))).name]
+    """``"Feature extraction · ResNet-18 · bottle"``: what a run was, in the words of the Model page
+    (a run that starts from random weights reads "From scratch", whatever its recipe)."""
+    strategy = "From scratch" if config.get("start") == "scratch" else strategy_words(config.get("strategy"))
+    parts = [strategy, backbone_words(str(config.get("backbone", ""))), Path(str(config.get("data", ""))).name]
     return " · ".join(p for p in parts if p) or "Run"
 
 
@@ -148,18 +149,27 @@ def run_row(run: dict[str, Any], now: float | None = None) -> dict[str, Any]:
             "path": run["path"]}
 
 
+# (metrics.json key, label in plain words); the technical name in brackets where people may know it
 COMPARE_METRICS: tuple[tuple[str, str], ...] = (
-    ("accuracy", "Accuracy"), ("macro_f1", "F1 (macro)"), ("catch_rate", "Catch rate"),
-    ("false_alarm_rate", "False alarm rate"), ("roc_auc", "ROC AUC"), ("n", "Photos scored"),
+    ("catch_rate", "Catch rate"), ("false_alarm_rate", "False alarms"), ("accuracy", "Accuracy"),
+    ("macro_f1", "Found and right, balanced over classes (macro F1)"),
+    ("roc_auc", "Ranks defects above good parts (ROC AUC)"), ("n", "Photos scored"),
     ("best_epoch", "Best epoch"), ("epochs_run", "Epochs run"),
 )
+RATE_METRICS = ("catch_rate", "false_alarm_rate", "accuracy")  # shown as percentages
 
 
 def compare_runs(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Metrics side by side: ``{metric label: {run id: value}}`` for the chosen runs (the verdict first)."""
     from .verdict import LEVEL_TITLES
 
-    out: dict[str, dict[str, Any]] = {"Verdict": {r["id"]: LEVEL_TITLES.get(run_row(r)["verdict"]) for r in runs}}
+    from .verdict import judge_run
+
+    def level(run: dict[str, Any]) -> str | None:
+        found = judge_run(run["path"]) if run.get("metrics") else None  # with the targets saved with it
+        return found.level if found else run_row(run)["verdict"]
+
+    out: dict[str, dict[str, Any]] = {"Verdict": {r["id"]: LEVEL_TITLES.get(level(r)) for r in runs}}
     rows = {r["id"]: run_row(r) for r in runs}
     out["Backbone"] = {k: backbone_words(v["backbone"]) for k, v in rows.items()}
     out["Strategy"] = {k: strategy_words(v["strategy"]) for k, v in rows.items()}
