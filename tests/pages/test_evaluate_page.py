@@ -239,3 +239,31 @@ def test_technical_words_stay_off_the_page(ws: Path) -> None:
                      *(m.label for m in at.metric), *(e.label for e in at.expander)])
     for word in ("Macro F1", "feature-extraction", "`", "ROC AUC"):
         assert word not in text.replace("\\", "")
+
+
+def test_confidence_ranges_are_lines_not_filled_blocks() -> None:
+    from core.results import Predictions, sweep
+    from ui.charts import tradeoff_figure
+
+    import numpy as np
+
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.1, 0.9]])
+    preds = Predictions(tuple("abcd"), np.array([0, 0, 1, 1]), probs, ["ok", "dent"], "ok", 0.5)
+    fig = tradeoff_figure(sweep(preds), 0.5, 0.5)
+    assert not [t for t in fig.data if t.fill not in (None, "none")]  # two filled bands blend into grey where they cross
+    edges = [t for t in fig.data if t.line.dash == "dot"]
+    assert len(edges) == 4  # low and high edge of catch rate and of false alarms
+
+
+def test_a_diffuse_heatmap_is_told_apart_from_a_focused_one() -> None:
+    import numpy as np
+
+    from ui.predict_views import heatmap_is_diffuse
+
+    focused = np.zeros((16, 16))
+    focused[6:9, 6:9] = 1.0
+    assert not heatmap_is_diffuse(focused)
+    assert heatmap_is_diffuse(np.full((16, 16), 0.6))  # flat: it points nowhere
+    spread = np.ones((16, 16))
+    spread[:3] = 0.0
+    assert heatmap_is_diffuse(spread)  # hot over most of the photo
