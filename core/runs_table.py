@@ -17,7 +17,7 @@ from .jsonio import read_json, write_json_atomic
 
 __all__ = ["run_row", "compare_runs", "epoch_curves", "COMPARE_METRICS", "NAME_FILE", "MAX_NAME", "STRATEGY_WORDS",
            "strategy_words", "backbone_words", "default_run_name", "stored_run_name", "set_run_name", "run_names",
-           "status_words", "group_by_sweep", "RATE_METRICS"]
+           "status_words", "group_by_sweep", "RATE_METRICS", "run_strategy_words"]
 
 NAME_FILE = "name.json"  # {"name": "..."}: the user's name for a run
 MAX_NAME = 80
@@ -43,11 +43,18 @@ def backbone_words(name: str) -> str:
     return next((b.label for b in CURATED if b.name.split(".")[0] == base), base)
 
 
+def run_strategy_words(config: dict[str, Any]) -> str:
+    """The strategy of a run's config in card words; a run that starts from random weights reads
+    "From scratch", whatever its recipe (a fine-tune of random weights is training from scratch)."""
+    if config.get("start") == "scratch":
+        return STRATEGY_WORDS["scratch"]
+    return strategy_words(config.get("strategy"))
+
+
 def default_run_name(config: dict[str, Any]) -> str:
-    """``"Feature extraction · ResNet-18 · bottle"``: what a run was, in the words of the Model page
-    (a run that starts from random weights reads "From scratch", whatever its recipe)."""
-    strategy = "From scratch" if config.get("start") == "scratch" else strategy_words(config.get("strategy"))
-    parts = [strategy, backbone_words(str(config.get("backbone", ""))), Path(str(config.get("data", ""))).name]
+    """``"Feature extraction · ResNet-18 · bottle"``: what a run was, in the words of the Model page."""
+    parts = [run_strategy_words(config), backbone_words(str(config.get("backbone", ""))),
+             Path(str(config.get("data", ""))).name]
     return " · ".join(p for p in parts if p) or "Run"
 
 
@@ -111,7 +118,7 @@ def status_words(status: dict[str, Any]) -> str:
 
 def _start_words(start: str) -> str:
     kind, _, path = start.partition(":")
-    return {"imagenet": "ImageNet", "scratch": "scratch", "file": f"file {Path(path).name}",
+    return {"imagenet": "ImageNet", "scratch": "none (random weights)", "file": f"file {Path(path).name}",
             "run": f"run {Path(path).name}"}.get(kind, start or "")
 
 
@@ -152,8 +159,7 @@ def run_row(run: dict[str, Any], now: float | None = None) -> dict[str, Any]:
 # (metrics.json key, label in plain words); the technical name in brackets where people may know it
 COMPARE_METRICS: tuple[tuple[str, str], ...] = (
     ("catch_rate", "Catch rate"), ("false_alarm_rate", "False alarms"), ("accuracy", "Accuracy"),
-    ("macro_f1", "Found and right, balanced over classes (macro F1)"),
-    ("roc_auc", "Ranks defects above good parts (ROC AUC)"), ("n", "Photos scored"),
+    ("macro_f1", "Found-and-right balance (F1)"), ("roc_auc", "Ranks defects first (ROC AUC)"), ("n", "Photos scored"),
     ("best_epoch", "Best epoch"), ("epochs_run", "Epochs run"),
 )
 RATE_METRICS = ("catch_rate", "false_alarm_rate", "accuracy")  # shown as percentages
@@ -172,7 +178,7 @@ def compare_runs(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {"Verdict": {r["id"]: LEVEL_TITLES.get(level(r)) for r in runs}}
     rows = {r["id"]: run_row(r) for r in runs}
     out["Backbone"] = {k: backbone_words(v["backbone"]) for k, v in rows.items()}
-    out["Strategy"] = {k: strategy_words(v["strategy"]) for k, v in rows.items()}
+    out["Strategy"] = {r["id"]: run_strategy_words(r.get("config") or {}) for r in runs}
     out["Start"] = {k: v["start"] for k, v in rows.items()}
     for key, label in COMPARE_METRICS:
         out[label] = {r["id"]: (r.get("metrics") or {}).get(key) for r in runs}

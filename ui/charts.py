@@ -147,7 +147,7 @@ def tradeoff_figure(points: list[Any], chosen: float, model: float, targets: Any
         for value, color, words in ((targets.catch_rate, ACCENT, "catch-rate target"),
                                     (targets.false_alarm_rate, BAD, "false-alarm limit")):
             fig.add_hline(y=value * 100, line=dict(color=color, width=1, dash="dash"), opacity=0.5,
-                          annotation_text=words, annotation_position="top left" if value > 0.5 else "bottom left",
+                          annotation_text=words, annotation_position="bottom right" if value > 0.5 else "top right",
                           annotation_font=dict(size=11, color=color))
     fig.add_vline(x=chosen, line=dict(color="#1F2937", width=2), annotation_text="this threshold",
                   annotation_position="top left" if chosen > 0.8 else "top right")
@@ -156,7 +156,7 @@ def tradeoff_figure(points: list[Any], chosen: float, model: float, targets: Any
                       annotation_position="bottom left" if model > 0.8 else "bottom right")
     fig.update_layout(template=TEMPLATE, height=height, hovermode="x unified", margin=dict(l=10, r=10, t=60, b=10),
                       legend=_TOP_LEGEND)
-    fig.update_xaxes(title_text="threshold (flag a part when its defect score is at least this)", range=[0, 1],
-                     hoverformat=".2f")
-    fig.update_yaxes(range=[0, 104], ticksuffix="%")
+    fig.update_xaxes(title_text="threshold (defect score)", range=[0, 1], hoverformat=".2f")
+    fig.update_yaxes(range=[-2, 112], tickvals=[0, 20, 40, 60, 80, 100],  # room above 100% for the labels
+                     ticktext=[f"{v}%" for v in (0, 20, 40, 60, 80, 100)])
     return fig

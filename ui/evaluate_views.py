@@ -34,7 +34,7 @@ from core.thresholds import save_threshold
 from core.verdict import held_out_words
 from ui.charts import BAND_NOTE, TEMPLATE, plain, tradeoff_figure
 from ui.common import ACCENT, BAD, MUTED, current_run, fmt_pct, md_escape, select_run, show_error, workspace
-from ui.predict_views import HEATMAP_LEGEND, model_stamp, photo_grid_rows
+from ui.predict_views import HEATMAP_LEGEND, flow, model_stamp, photo_grid_rows
 from ui.verdict_views import verdict_banner, verdict_of
 
 __all__ = ["evaluable_runs", "choose_run", "render_evaluate", "render_headline", "render_threshold",
@@ -103,23 +103,23 @@ def pct_range(rate: Rate) -> str:
 
 def render_headline(point: OperatingPoint, split: str) -> None:
     """Accuracy, defects caught and false alarms as big numbers, each with its count and 95% range."""
-    cols = st.columns(3 if point.caught is not None else 1)
+    row = flow()
     acc = point.accuracy
     seen = {"val": "Validation photos: they chose the alarm threshold, so this is a little optimistic.",
             "oof": "Each photo scored by a cross-validation model that did not train on it.",
             "test": "Test photos the model never saw while training."}
     words = SPLIT_WORDS.get(split, "photos").replace(" scores", " photos")
-    cols[0].metric("Accuracy", fmt_pct(acc.value), f"{acc.k} of {acc.n} {words} right · range {pct_range(acc)}",
+    row.metric("Accuracy", fmt_pct(acc.value), f"{acc.k} of {acc.n} {words} right · range {pct_range(acc)}",
                    **_QUIET, help=f"{seen.get(split, '')} 95% range: {pct_range(acc)}.")
     if point.caught is None:
         st.caption("This model has no good class, so there are no catch rate or false alarms. Mark the good "
                    "class on the Data page and train again to get them.")
         return
     caught, alarms = point.caught, point.false_alarms
-    cols[1].metric("Defects caught (catch rate)", fmt_pct(caught.value),
+    row.metric("Defects caught (catch rate)", fmt_pct(caught.value),
                    f"{caught.k} of {caught.n} defective parts · range {pct_range(caught)}", **_QUIET,
                    help=f"Defective parts the model flags (recall on defects). 95% range: {pct_range(caught)}.")
-    cols[2].metric("False alarms", fmt_pct(alarms.value),
+    row.metric("False alarms", fmt_pct(alarms.value),
                    f"{alarms.k} of {alarms.n} good parts flagged · range {pct_range(alarms)}", **_QUIET,
                    help=f"Good parts the model wrongly flags (false-positive rate). 95% range: {pct_range(alarms)}.")
     if caught.n and caught.n < 30:
@@ -136,7 +136,8 @@ def render_targets(run_dir: str, decision: Decision) -> None:
     name = Path(run_dir).name
     with st.expander(f"Targets for \"Ready for a pilot\": catch at least {fmt_pct(t.catch_rate)} of defects, "
                      f"at most {fmt_pct(t.false_alarm_rate)} false alarms", icon=":material/flag:"):
-        left, right, button = st.columns([1, 1, 0.8], vertical_alignment="bottom")
+        row = st.container(horizontal=True, wrap=True, vertical_alignment="bottom")
+        left, right, button = row, row, row
         catch = left.number_input("Catch rate to reach (%)", 0.0, 100.0, round(t.catch_rate * 100, 1), step=1.0,
                                   key=f"target-catch-{name}", help="The share of defective parts the line needs "
                                                                    "caught.")
@@ -176,17 +177,17 @@ def _tuning_predictions(run_dir: str, held: Predictions) -> Predictions:
 
 
 def _rate_delta(rate: Rate, what: str) -> str:
-    return f"{rate.k} of {rate.n} {what} · range {pct_range(rate)}" if rate.n else f"no {what}"
+    return f"{rate.k} of {rate.n} {what} · {pct_range(rate)}" if rate.n else f"no {what}"
 
 
 def _point_metrics(point: OperatingPoint, where: str) -> None:
     """Catch rate and false alarms at one threshold on one set of photos, with counts and ranges."""
-    a, b = st.columns(2)
-    a.metric(f"Catch rate · {where}", fmt_pct(point.caught.value), _rate_delta(point.caught, "defective parts"),
-             **_QUIET, help="Defective parts flagged at this threshold, with the 95% range.")
-    b.metric(f"False alarms · {where}", fmt_pct(point.false_alarms.value),
-             _rate_delta(point.false_alarms, "good parts"), **_QUIET,
-             help="Good parts flagged at this threshold, with the 95% range.")
+    row = flow()
+    row.metric(f"Catch rate · {where}", fmt_pct(point.caught.value), _rate_delta(point.caught, "defects"),
+               **_QUIET, help="Defective parts flagged at this threshold, with the 95% range.")
+    row.metric(f"False alarms · {where}", fmt_pct(point.false_alarms.value),
+               _rate_delta(point.false_alarms, "good parts"), **_QUIET,
+               help="Good parts flagged at this threshold, with the 95% range.")
 
 
 def _side_by_side(tune: Predictions, held: Predictions, chosen: float) -> None:
@@ -198,13 +199,13 @@ def _side_by_side(tune: Predictions, held: Predictions, chosen: float) -> None:
             st.markdown(f"**On the {SPLIT_WORDS[tune.split]}** ({label})")
             _point_metrics(at_threshold(tune, chosen), "these photos")
         return
-    left, right = st.columns(2)
-    with left:
+    row = flow()
+    with row.container():
         st.markdown(f"**On the {len(tune.images)} {SPLIT_WORDS[tune.split]}**",
                     help="The photos the threshold is chosen on (never the test photos).")
         _point_metrics(at_threshold(tune, chosen), "validation" if tune.split == "val" else "out-of-fold")
-    with right:
-        st.markdown(f"**On the {len(held.images)} {SPLIT_WORDS[held.split]} at this threshold · held out**",
+    with row.container():
+        st.markdown(f"**On the {len(held.images)} {SPLIT_WORDS[held.split]} · held out**",
                     help="Photos that played no part in choosing the threshold: what to expect on the line.")
         _point_metrics(at_threshold(held, chosen), "held out")
 
@@ -230,12 +231,12 @@ def render_threshold(run_dir: str, held: Predictions, training: float | None,
         key=f"threshold-{Path(run_dir).name}",
         help="Lower catches more defects but raises more false alarms; higher does the opposite.")
     _side_by_side(tune, held, chosen)
-    left, right = st.columns([1.5, 1])
-    with left:
+    row = flow()
+    with row.container(width="stretch"):
         st.markdown(f"**Catch rate and false alarms at every threshold** · {SPLIT_WORDS[tune.split]}")
         st.plotly_chart(tradeoff_figure(sweep(tune), chosen, held.threshold, targets), width="stretch",
                         config={"displayModeBar": False}, key="tradeoff")
-    with right:
+    with row.container(width=380):  # a fixed width: it wraps under the trade-off chart at 900 px
         render_roc(held, chosen)
     _threshold_notes(tune, held, training)
     _save_threshold(run_dir, chosen, held.threshold, CHOSEN_ON_SPLIT.get(tune.split, "set by hand"))
@@ -309,8 +310,8 @@ def roc_figure(roc: dict[str, Any], chosen: OperatingPoint, model: OperatingPoin
                                                                         line=dict(color="white", width=1.5)),
                                  hovertemplate=f"{name}: %{{y:.0f}}% caught, %{{x:.0f}}% false alarms<extra></extra>"))
     fig.update_layout(template=TEMPLATE, height=370, margin=dict(l=10, r=10, t=60, b=10), legend=_TOP_LEGEND)
-    fig.update_xaxes(title_text="false alarms (good parts flagged)", range=[-2, 102], ticksuffix="%")
-    fig.update_yaxes(title_text="defects caught", range=[-2, 102], ticksuffix="%", scaleanchor="x")
+    fig.update_xaxes(title_text="false alarms", range=[-2, 102], ticksuffix="%")
+    fig.update_yaxes(title_text="defects caught", range=[-2, 102], ticksuffix="%")
     return fig
 
 
@@ -396,7 +397,8 @@ def render_confusion(preds: Predictions, threshold: float, images: dict[str, str
     if st.session_state.get(true_key) not in classes or st.session_state.get(pred_key) not in classes:
         i, j = _default_cell(cm)
         st.session_state[true_key], st.session_state[pred_key] = classes[i], classes[j]
-    left, right = st.columns([1, 1])
+    row = flow()
+    left, right = row.container(width=420), row.container()  # side by side when wide, stacked at 900 px
     with left:
         current = (classes.index(st.session_state[true_key]), classes.index(st.session_state[pred_key]))
         event = st.plotly_chart(confusion_figure(cm, classes, current), width="stretch", on_select="rerun",
@@ -582,8 +584,8 @@ def _parity_text(parity: dict[str, Any]) -> str:
 
 
 def _report_card(run_dir: str) -> None:
-    st.markdown("**Stakeholder report**  \nOne HTML file that opens offline: the verdict, the approach, "
-                "curves, numbers with their ranges, examples with heatmaps.")
+    st.markdown("**Stakeholder report**  \nOne HTML page that opens offline: the verdict, the numbers with their "
+                "ranges, curves and examples.")
     report = _built("report", run_dir)
     if report is None:
         if st.button("Prepare the report", icon=":material/description:", key="build-report"):
@@ -599,8 +601,8 @@ def _report_card(run_dir: str) -> None:
 
 
 def _onnx_card(run_dir: str) -> None:
-    st.markdown("**ONNX for deployment**  \nThe model as one ONNX file for any runtime, checked to score like "
-                "Graft, with a README and a copy-paste Python snippet.")
+    st.markdown("**ONNX for deployment**  \nOne ONNX file for any runtime, checked to score like Graft, with a "
+                "README and a Python snippet.")
     onnx = _built("onnx", run_dir)
     if onnx is None and st.button("Prepare the ONNX file", icon=":material/package_2:", key="build-onnx"):
         try:
@@ -636,14 +638,14 @@ def graft_model_button(run_dir: str, key: str = "dl-graft-model") -> None:
 
 def render_downloads(run_dir: str) -> None:
     """Stakeholder report, ONNX for deployment and the Graft model: three separate downloads, each sized."""
-    cols = st.columns(3)
-    with cols[0], st.container(border=True, height="stretch"):
+    row = flow()
+    with row.container(border=True):
         _report_card(run_dir)
-    with cols[1], st.container(border=True, height="stretch"):
+    with row.container(border=True):
         _onnx_card(run_dir)
-    with cols[2], st.container(border=True, height="stretch"):
-        st.markdown("**Graft model**  \nThe model package for Graft: test it again, build a new run on it, or "
-                    "score photos from the command line.")
+    with row.container(border=True):
+        st.markdown("**Graft model**  \nFor Graft itself: test it again, build a new run on it, or score photos "
+                    "from the command line.")
         graft_model_button(run_dir)
 
 

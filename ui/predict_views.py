@@ -24,11 +24,16 @@ from ui.charts import TEMPLATE, plain
 from ui.common import ACCENT, GOOD, MUTED, fmt_pct, md_escape, show_error, workspace
 
 __all__ = ["model_stamp", "load_predictor", "predictor_for", "heatmap_png", "heatmap_view", "heatmap_is_diffuse",
-           "photo_grid_rows", "HEATMAP_LEGEND", "DIFFUSE_NOTE", "confidence_figure", "sureness",
+           "photo_grid_rows", "flow", "HEATMAP_LEGEND", "DIFFUSE_NOTE", "confidence_figure", "sureness",
            "verdict_text", "shown_image", "Photo", "photos_from_uploads", "photos_from_paths", "render_photo_results",
            "render_single_test", "render_batch_test", "render_batch_score", "batch_figure"]
 
 HEATMAP_PX = 320  # overlays are small model-sized maps; shown larger for people
+
+
+def flow() -> Any:
+    """A row that wraps: side by side on a wide screen, one under the other at 900 px (sidebar open)."""
+    return st.container(horizontal=True, wrap=True, gap="small")
 
 
 # --- the model, loaded once per (folder, version) and shared by every session ------------------
@@ -216,14 +221,12 @@ def _photo_card(i: int, photo: Photo, result: Any, spec: Any, model: tuple[str, 
     if result.error:
         st.warning(md_escape(result.error), icon=":material/broken_image:")
         return
-    left, middle, right = st.columns([1, 1, 1.4])
+    row = flow()
+    left, middle, right = row.container(width=190), row.container(width=190), row.container(width="stretch")
     left.image(shown_image(photo.source, HEATMAP_PX, square=True), caption="The photo", width="stretch")
     png, diffuse = heatmap_view(model[0], model[1], photo.source, result.label) if model else (None, False)
     if png:
         middle.image(png, caption=f"Where it looked to decide '{result.label}'", width="stretch")
-        middle.caption(HEATMAP_LEGEND)
-        if diffuse:
-            middle.warning(DIFFUSE_NOTE, icon=":material/blur_on:")
     elif model:
         middle.caption("No heatmap for this photo.")
     flagged = good is not None and result.label != good
@@ -235,6 +238,10 @@ def _photo_card(i: int, photo: Photo, result: Any, spec: Any, model: tuple[str, 
     if result.defect_score is not None:
         score, threshold = fmt_against(result.defect_score, spec.threshold, digits=3)
         right.caption(f"Defect score {score}; parts are flagged from {threshold} up.")
+    if png:
+        st.caption(HEATMAP_LEGEND)
+    if diffuse:
+        st.warning(DIFFUSE_NOTE, icon=":material/blur_on:")
 
 
 def sureness(result: Any, spec: Any) -> str:
@@ -369,7 +376,8 @@ def render_batch_score(rows: list[dict[str, Any]], classes: list[str], good: str
                 + (f" ({unlabelled} in no class folder, left out)" if unlabelled else ""),
                 help="The photos sit in folders named like the model's classes, so the model's answers can be "
                      "checked against them.")
-    cols = st.columns(3 if good else 1)
+    row = flow()
+    cols = [row, row, row]
     _scored_metric(cols[0], "Accuracy on this batch", score["accuracy"], "photos right",
                    "Photos whose class the model named right.")
     if good:
@@ -386,7 +394,8 @@ def render_batch_score(rows: list[dict[str, Any]], classes: list[str], good: str
 def _batch_report(rows: list[dict[str, Any]], spec: Any, key: str) -> None:
     good = spec.good_class
     summary = batch_summary(rows)
-    cols = st.columns(3)
+    row = flow()
+    cols = [row, row, row]
     quiet = dict(delta_color="off", delta_arrow="off", border=True)
     cols[0].metric("Photos scored", f"{summary['readable']} of {summary['photos']}", "readable photos", **quiet)
     if summary["flagged"] is not None:

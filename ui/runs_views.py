@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 from core.results import run_files
 from core.numbers import fmt_score
 from core.runs_table import (COMPARE_METRICS, MAX_NAME, RATE_METRICS, backbone_words, compare_runs, epoch_curves, run_names, run_row, set_run_name,
-                             stored_run_name, strategy_words)
+                             run_strategy_words, stored_run_name)
 from core import ACTIVE_STATES, request_stop
 from ui.charts import TEMPLATE, plain
 from ui.common import (STATE_LABELS, fmt_pct, go_to, md_escape, model_choices, select_run, show_error, state_badge,
@@ -54,7 +54,8 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
                      "Catch rate": fmt_pct(r["catch_rate"]), "False alarms": fmt_pct(r["false_alarm_rate"]),
                      "Accuracy": fmt_pct(r["accuracy"]), "Status": status, "Started": r["started"] or "–",
                      "Time": _minutes(r["minutes"]), "Photos": r["images"] or "–", "Dataset": r["dataset"] or "–",
-                     "Backbone": backbone_words(r["backbone"]) or "–", "Strategy": strategy_words(r["strategy"]) or "–",
+                     "Backbone": backbone_words(r["backbone"]) or "–",
+                     "Strategy": run_strategy_words(run.get("config") or {}) or "–",
                      "Start": r["start"] or "–", "Run": r["run"]})
     return pd.DataFrame(rows)
 
@@ -62,22 +63,22 @@ def runs_frame(runs: list[dict[str, Any]]) -> pd.DataFrame:
 def render_runs_table(runs: list[dict[str, Any]]) -> None:
     st.dataframe(runs_frame(runs), hide_index=True, width="stretch", key="runs-table", column_order=TABLE_COLUMNS,
                  column_config={
-        "Name": st.column_config.TextColumn("Name", width="large", pinned=True,
+        "Name": st.column_config.TextColumn("Name", width=200, pinned=True,
                                             help="Rename a run below (One run). Default: strategy · backbone · "
                                                  "dataset."),
-        "Verdict": st.column_config.TextColumn("Verdict", help="Not usable, Promising (needs more photos) or Ready "
+        "Verdict": st.column_config.TextColumn("Verdict", width=110, help="Not usable, Promising (needs more photos) or Ready "
                                                                "for a pilot, from the held-out photos and the run's "
                                                                "targets."),
-        "Catch rate": st.column_config.TextColumn("Catch rate", width="small", help="Defective parts caught, on the "
+        "Catch rate": st.column_config.TextColumn("Catch rate", width=80, help="Defective parts caught, on the "
                                                                                     "held-out photos."),
-        "False alarms": st.column_config.TextColumn("False alarms", width="small", help="Good parts flagged, on the "
+        "False alarms": st.column_config.TextColumn("False alarms", width=95, help="Good parts flagged, on the "
                                                                                         "held-out photos."),
-        "Accuracy": st.column_config.TextColumn("Accuracy", width="small", help="On the held-out photos."),
-        "Status": st.column_config.TextColumn("Status", width="small",
+        "Accuracy": st.column_config.TextColumn("Accuracy", width=80, help="On the held-out photos."),
+        "Status": st.column_config.TextColumn("Status", width=85,
                                               help="Interrupted: the training process ended unexpectedly. "
                                                    "Cancelled: stopped before it started."),
-        "Started": st.column_config.TextColumn("Started", width="small"),
-        "Time": st.column_config.TextColumn("Time", width="small", help="How long it trained."),
+        "Started": st.column_config.TextColumn("Started", width=110),
+        "Time": st.column_config.TextColumn("Time", width=70, help="How long it trained."),
         "Photos": st.column_config.TextColumn("Photos", help="Photos used (training + validation + test)."),
         "Run": st.column_config.TextColumn("Folder", help="The run's folder in the workspace."),
     })
@@ -89,7 +90,7 @@ def render_runs_table(runs: list[dict[str, Any]]) -> None:
 def compare_figure(curves: dict[str, dict[str, list[Any]]]) -> go.Figure:
     """Validation accuracy and loss per epoch, one colour per run (dashed: training accuracy)."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.08,
-                        subplot_titles=("Accuracy · dotted: training photos", "Validation loss (lower is better)"))
+                        subplot_titles=("Accuracy (dotted: training)", "Validation loss (lower: better)"))
     for n, (name, c) in enumerate(curves.items()):
         color, label = _PALETTE[n % len(_PALETTE)], plain(name)
         acc = [None if v is None else v * 100 for v in c["val_acc"]]
@@ -107,7 +108,8 @@ def compare_figure(curves: dict[str, dict[str, list[Any]]]) -> go.Figure:
     fig.update_layout(template=TEMPLATE, height=400, legend=dict(orientation="h", yanchor="bottom", y=1.12,
                                                                  xanchor="left", x=0),
                       margin=dict(l=10, r=10, t=80, b=10))
-    fig.update_xaxes(title_text="epoch")
+    longest = max([len(c["epoch"]) for c in curves.values()] + [1])
+    fig.update_xaxes(title_text="epoch", dtick=1 if longest <= 15 else None)  # whole epochs, never "1.5"
     fig.update_yaxes(range=[0, 102], ticksuffix="%", row=1, col=1)
     fig.update_yaxes(rangemode="tozero", row=1, col=2)
     return fig
@@ -150,7 +152,7 @@ def render_compare(runs: list[dict[str, Any]]) -> None:
         st.plotly_chart(compare_figure(curves), width="stretch", config={"displayModeBar": False}, key="compare-fig")
     frame = compare_frame(picked)
     st.dataframe(frame, hide_index=True, width="stretch", height=38 + 35 * len(frame), key="compare-table",
-                 column_config={"": st.column_config.TextColumn("", width="medium", pinned=True)})
+                 column_config={"": st.column_config.TextColumn("", width=190, pinned=True)})
     datasets = {str(r["config"].get("data", "")) for r in picked}
     if len(datasets) > 1:
         st.caption("These runs used different datasets, so their test photos differ: compare with care.")
