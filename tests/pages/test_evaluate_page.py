@@ -100,8 +100,9 @@ def test_slider_moves_over_validation_scores_with_held_out_figures_beside(ws: Pa
         assert metric(at, "False alarms · validation").value == fmt_pct(on_val.false_alarms.value)
         assert metric(at, "Catch rate · held out").value == fmt_pct(on_test.caught.value)
         assert metric(at, "False alarms · held out").value == fmt_pct(on_test.false_alarms.value)
-    assert metric(at, "False alarms · held out").delta.startswith(f"{on_test.false_alarms.k} of "
-                                                                  f"{on_test.false_alarms.n} good parts · range ")
+    low, high = on_test.false_alarms.interval
+    assert metric(at, "False alarms · held out").delta == (f"{on_test.false_alarms.k} of {on_test.false_alarms.n} "
+                                                           f"good parts · {fmt_pct(low)}–{fmt_pct(high)}")
     assert any("held out" in md.value for md in at.markdown)
 
 
