@@ -39,6 +39,7 @@ from .package import SPEC_FILE, WEIGHTS_FILE, ModelSpec, load_package, resolve_m
 from .preprocess import model_input, model_pixels
 from .predictions_file import SPLIT_ORDER
 from .model import GraftModel, Task
+from .numbers import fmt_pct
 from .tasks import combine_probs
 
 __all__ = ["ExportResult", "ProbabilityModel", "export_onnx", "bundle_zip", "onnx_metadata", "read_onnx_metadata",
@@ -80,11 +81,11 @@ class ExportResult:
     def summary(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         return (f"Parity check {verdict} on {self.n_images} {self.images_source} photos: same top class on "
-                f"{self.top_class_agreement:.1%}, largest probability difference {self.max_prob_diff:.2e} "
+                f"{fmt_pct(self.top_class_agreement, 1)}, largest probability difference {self.max_prob_diff:.2e} "
                 f"(limit {PARITY_TOLERANCE:.0e}). Through the README snippet's own loading code: "
-                f"{self.snippet_agreement:.1%} same top class, largest difference {self.snippet_max_prob_diff:.2e}, "
-                f"same verdict on {self.verdict_agreement:.1%}. Against the app's predictor: "
-                f"{self.predictor_agreement:.1%} same top class, largest difference "
+                f"{fmt_pct(self.snippet_agreement, 1)} same top class, largest difference {self.snippet_max_prob_diff:.2e}, "
+                f"same verdict on {fmt_pct(self.verdict_agreement, 1)}. Against the app's predictor: "
+                f"{fmt_pct(self.predictor_agreement, 1)} same top class, largest difference "
                 f"{self.predictor_max_prob_diff:.2e}.")
 
 
@@ -372,7 +373,7 @@ def _checked_onnx(run_dir: str | Path) -> tuple[Path, Path, dict[str, Any], dict
     parity = meta.get("parity_check") or {}
     if not parity.get("passed"):
         raise GraftError("The ONNX model did not score the test photos like the original, so it was not bundled.",
-                         hint="Run `python -m core export RUN_DIR --format onnx` to see the numbers.")
+                         hint="To see the numbers, export it on the command line: python -m core export RUN_DIR --format onnx")
     return model_dir, onnx_path, meta, parity
 
 
@@ -546,9 +547,9 @@ Output: {meta.get('output', '')}.
 
 Before this bundle was made, {parity.get('n_images')} {parity.get('images_source', 'test')} photos were scored
 both ways. The ONNX graph against Graft (PyTorch, fp32) on the same input: the same top class on
-{parity.get('top_class_agreement', 0):.1%} of them, largest probability difference
+{fmt_pct(parity.get('top_class_agreement', 0), 1)} of them, largest probability difference
 {parity.get('max_prob_diff', float('nan')):.1e}. The snippet above, loading the photo files itself, against Graft:
-the same top class on {parity.get('snippet_agreement', float('nan')):.1%}, largest difference
-{parity.get('snippet_max_prob_diff', float('nan')):.1e}, the same verdict on {parity.get('verdict_agreement', float('nan')):.1%}
+the same top class on {fmt_pct(parity.get('snippet_agreement'), 1)}, largest difference
+{parity.get('snippet_max_prob_diff', float('nan')):.1e}, the same verdict on {fmt_pct(parity.get('verdict_agreement'), 1)}
 (allowed difference: {PARITY_TOLERANCE:.0e}).
 """

@@ -276,8 +276,8 @@ def _save_threshold(run_dir: str, chosen: float, current: float, chosen_on: str)
 def render_test_view(run_dir: str, held: Predictions, training: float | None) -> None:
     """An explicit look at the test photos under another threshold, labelled optimistic: a threshold picked
     while looking at them flatters them. The held-out figures at the top stay as they are."""
-    if held.split != "test" or not held.has_defects:
-        return
+    if held.split != "test" or not held.has_defects or tuning_split(available_splits(run_dir)) == "test":
+        return  # no test photos, or the slider above already moves over them (no validation photos)
     with st.expander("Look at the test photos under another threshold (tuned on the test photos: optimistic)",
                      icon=":material/visibility:"):
         st.warning("**Tuned on the test photos: optimistic.** A threshold picked while looking at these photos "

@@ -268,3 +268,15 @@ def test_a_diffuse_heatmap_is_told_apart_from_a_focused_one() -> None:
     spread = np.ones((16, 16))
     spread[:3] = 0.0
     assert heatmap_is_diffuse(spread)  # hot over most of the photo
+
+
+def test_without_validation_photos_the_slider_says_it_is_tuned_on_the_test_photos(ws: Path) -> None:
+    run = ws / "runs" / "r1"
+    keep_rows(run, lambda r: r["split"] == "test")
+    at = run_page(ws)
+    assert "test photos" in at.select_slider[0].label
+    assert any("tuned on these photos: optimistic" in md.value for md in at.markdown)
+    assert not [e for e in at.expander if e.label.startswith("Look at the test photos")]  # the slider already does
+    at.select_slider[0].set_value(0.0).run()
+    [b for b in at.button if b.label.startswith("Use ")][0].click().run()
+    assert json.loads((run / "model" / "decision.json").read_text())["chosen_on"] == "test"
