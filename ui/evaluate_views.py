@@ -638,12 +638,12 @@ def graft_model_button(run_dir: str, key: str = "dl-graft-model") -> None:
 
 def render_downloads(run_dir: str) -> None:
     """Stakeholder report, ONNX for deployment and the Graft model: three separate downloads, each sized."""
-    row = flow()
-    with row.container(border=True):
+    row = flow()  # fixed-width cards: three in a row when wide, stacked at 900 px
+    with row.container(border=True, width=300, height="stretch"):
         _report_card(run_dir)
-    with row.container(border=True):
+    with row.container(border=True, width=300, height="stretch"):
         _onnx_card(run_dir)
-    with row.container(border=True):
+    with row.container(border=True, width=300, height="stretch"):
         st.markdown("**Graft model**  \nFor Graft itself: test it again, build a new run on it, or score photos "
                     "from the command line.")
         graft_model_button(run_dir)

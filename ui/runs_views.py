@@ -19,6 +19,7 @@ from ui.charts import TEMPLATE, plain
 from ui.common import (STATE_LABELS, fmt_pct, go_to, md_escape, model_choices, select_run, show_error, state_badge,
                        update_model_choices, workspace)
 from ui.evaluate_views import graft_model_button
+from ui.predict_views import flow
 from ui.verdict_views import verdict_badge, verdict_of
 
 __all__ = ["runs_frame", "render_runs_table", "render_compare", "compare_figure", "compare_frame",
@@ -228,15 +229,16 @@ def render_run_actions(runs: list[dict[str, Any]]) -> None:
     if state in ("failed", "interrupted", "stopped") and run["status"].get("message"):
         (st.warning if state != "stopped" else st.info)(md_escape(run["status"]["message"]))
     _rename(run)
-    cols = st.columns(4, vertical_alignment="center")
-    if cols[0].button("Open in Evaluate", icon=":material/analytics:", disabled=not has_model, width="stretch"):
+    row = flow()  # buttons at their own width, wrapping at 900 px: no label is cut off
+    cols = [row, row, row, row]
+    if cols[0].button("Open in Evaluate", icon=":material/analytics:", disabled=not has_model):
         select_run(run["path"])
         go_to("evaluate")
-    if cols[1].button("Open in Test", icon=":material/frame_inspect:", disabled=not has_model, width="stretch"):
+    if cols[1].button("Open in Test", icon=":material/frame_inspect:", disabled=not has_model):
         select_run(run["path"])
         go_to("test")
     if cols[2].button("New run from this model", icon=":material/call_split:", disabled=not has_model,
-                      width="stretch", help="Opens the Model page with this model as the starting point."):
+                      help="Opens the Model page with this model as the starting point."):
         start_from_run(run["path"], run["config"])
         go_to("model")
     with cols[3]:
