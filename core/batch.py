@@ -4,6 +4,7 @@ class folders, how the model did against those labels (with 95% ranges)."""
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -12,7 +13,7 @@ from .errors import GraftError
 from .metrics import DEFECT_ANSWER, GOOD_ANSWER, UNCERTAIN_ANSWER, wilson_interval
 
 __all__ = ["folder_in_workspace", "batch_rows", "batch_summary", "labels_from_folders", "batch_score",
-           "write_rows_csv"]
+           "per_class_found", "write_rows_csv", "rows_csv"]
 
 
 def folder_in_workspace(root: str | Path, text: str) -> Path:
@@ -41,9 +42,11 @@ def folder_in_workspace(root: str | Path, text: str) -> Path:
 
 def labels_from_folders(files: Sequence[str | Path], root: str | Path | None,
                         classes: Sequence[str]) -> list[str | None]:
-    """The true class of each photo from its top folder under ``root`` (``root/scratch/a.png`` -> ``scratch``).
+    """The true class of each photo from its class folder under ``root`` (``root/scratch/a.png`` -> ``scratch``).
 
-    A photo outside a folder named like one of the model's classes gets None (unlabelled).
+    The outermost folder named like one of the model's classes counts, so a zip that wraps its class
+    folders in one more folder (``batch/scratch/a.png``) is labelled too. A photo in no such folder gets
+    None (unlabelled).
     """
     if root is None:
         return [None] * len(files)
@@ -53,7 +56,7 @@ def labels_from_folders(files: Sequence[str | Path], root: str | Path | None,
             parts = Path(f).resolve().relative_to(Path(root).resolve()).parts
         except ValueError:
             parts = ()
-        out.append(parts[0] if len(parts) > 1 and parts[0] in known else None)
+        out.append(next((p for p in parts[:-1] if p in known), None))
     return out
 
 
@@ -139,16 +142,42 @@ def batch_score(rows: Sequence[dict[str, Any]], classes: Sequence[str], good_cla
     return out
 
 
-def write_rows_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
-    """Rows as CSV; numbers at full precision (``repr``), so a score and its verdict never disagree."""
+def per_class_found(rows: Sequence[dict[str, Any]], classes: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+    """Per class of the model: how many of the batch's labelled photos of it the model named right.
+
+    Returns:
+        ``{class: {"k", "n", "value", "range"}}``, None for a class with no labelled photos (shown "–").
+    """
+    scored = [r for r in rows if not r.get("problem") and r.get("label") in classes]
+    return {c: _rate(sum(r["predicted"] == c for r in scored if r["label"] == c),
+                     sum(r["label"] == c for r in scored)) for c in classes}
+
+
+def _fields(rows: Sequence[dict[str, Any]]) -> list[str]:
     fields: list[str] = []
     for r in rows:
         fields += [k for k in r if k not in fields]
+    return fields
+
+
+def _write_rows(fh: Any, rows: Sequence[dict[str, Any]]) -> None:
+    writer = csv.DictWriter(fh, fieldnames=_fields(rows))
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: repr(v) if isinstance(v, float) else ("" if v is None else v) for k, v in r.items()})
+
+
+def rows_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as CSV text, numbers at full precision (as :func:`write_rows_csv`), e.g. for a download."""
+    buf = io.StringIO(newline="")
+    _write_rows(buf, rows)
+    return buf.getvalue()
+
+
+def write_rows_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows as CSV; numbers at full precision (``repr``), so a score and its verdict never disagree."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: repr(v) if isinstance(v, float) else ("" if v is None else v) for k, v in r.items()})
+        _write_rows(fh, rows)
     os.replace(tmp, path)

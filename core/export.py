@@ -39,12 +39,15 @@ from .package import SPEC_FILE, WEIGHTS_FILE, ModelSpec, load_package, resolve_m
 from .preprocess import model_input, model_pixels
 from .predictions_file import SPLIT_ORDER
 from .model import GraftModel, Task
+from .numbers import fmt_pct
 from .tasks import combine_probs
 
 __all__ = ["ExportResult", "ProbabilityModel", "export_onnx", "bundle_zip", "onnx_metadata", "read_onnx_metadata",
-           "readme", "test_images", "snippet_functions", "SNIPPET", "ONNX_FILE", "BUNDLE_FILE", "PARITY_TOLERANCE"]
+           "readme", "test_images", "snippet_functions", "SNIPPET", "ONNX_FILE", "BUNDLE_FILE", "PARITY_TOLERANCE",
+           "onnx_zip", "package_bytes", "ONNX_BUNDLE_FILE"]
 
 ONNX_FILE, BUNDLE_FILE, README_FILE = "model.onnx", "model-bundle.zip", "README.md"
+ONNX_BUNDLE_FILE = "model-onnx.zip"  # the deployment download: model.onnx and the README only
 PARITY_TOLERANCE = 1e-3
 INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
 _FALLBACK_IMAGES = 8  # noise photos used for parity when the run's photos are gone
@@ -78,11 +81,11 @@ class ExportResult:
     def summary(self) -> str:
         verdict = "passed" if self.passed else "FAILED"
         return (f"Parity check {verdict} on {self.n_images} {self.images_source} photos: same top class on "
-                f"{self.top_class_agreement:.1%}, largest probability difference {self.max_prob_diff:.2e} "
+                f"{fmt_pct(self.top_class_agreement, 1)}, largest probability difference {self.max_prob_diff:.2e} "
                 f"(limit {PARITY_TOLERANCE:.0e}). Through the README snippet's own loading code: "
-                f"{self.snippet_agreement:.1%} same top class, largest difference {self.snippet_max_prob_diff:.2e}, "
-                f"same verdict on {self.verdict_agreement:.1%}. Against the app's predictor: "
-                f"{self.predictor_agreement:.1%} same top class, largest difference "
+                f"{fmt_pct(self.snippet_agreement, 1)} same top class, largest difference {self.snippet_max_prob_diff:.2e}, "
+                f"same verdict on {fmt_pct(self.verdict_agreement, 1)}. Against the app's predictor: "
+                f"{fmt_pct(self.predictor_agreement, 1)} same top class, largest difference "
                 f"{self.predictor_max_prob_diff:.2e}.")
 
 
@@ -336,9 +339,33 @@ def bundle_zip(run_dir: str | Path, out: str | Path | None = None) -> Path:
     Raises:
         GraftError: the run has no model, or the ONNX file failed its parity check.
     """
+    model_dir, onnx_path, meta, parity = _checked_onnx(run_dir)
+    out = Path(out) if out else _run_root(run_dir, model_dir) / BUNDLE_FILE
+    files = {WEIGHTS_FILE: model_dir / WEIGHTS_FILE, SPEC_FILE: model_dir / SPEC_FILE, ONNX_FILE: onnx_path}
+    for name in ("decision.json", "training_photos.json"):
+        if (model_dir / name).is_file():
+            files[name] = model_dir / name
+    _write_zip(out, files, readme(meta, parity))
+    return out
+
+
+def onnx_zip(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Zip what deployment needs and nothing more: ``model.onnx`` (decision in its metadata) and the README
+    with the snippet. The Graft model package is a separate download (:func:`core.package.model_package_zip`).
+
+    Raises:
+        GraftError: the run has no model, or the ONNX file failed its parity check.
+    """
+    model_dir, onnx_path, meta, parity = _checked_onnx(run_dir)
+    out = Path(out) if out else _run_root(run_dir, model_dir) / ONNX_BUNDLE_FILE
+    _write_zip(out, {ONNX_FILE: onnx_path}, readme(meta, parity, with_package=False))
+    return out
+
+
+def _checked_onnx(run_dir: str | Path) -> tuple[Path, Path, dict[str, Any], dict[str, Any]]:
+    """(model folder, ONNX file, its metadata, parity numbers), exporting again when stale."""
     model_dir = _model_dir(run_dir)
-    root = _run_root(run_dir, model_dir)
-    onnx_path = root / ONNX_FILE
+    onnx_path = _run_root(run_dir, model_dir) / ONNX_FILE
     meta = _fresh_metadata(onnx_path, model_dir)
     if meta is None:
         export_onnx(run_dir, onnx_path)
@@ -346,14 +373,16 @@ def bundle_zip(run_dir: str | Path, out: str | Path | None = None) -> Path:
     parity = meta.get("parity_check") or {}
     if not parity.get("passed"):
         raise GraftError("The ONNX model did not score the test photos like the original, so it was not bundled.",
-                         hint="Run `python -m core export RUN_DIR --format onnx` to see the numbers.")
-    out = Path(out) if out else root / BUNDLE_FILE
-    files = {WEIGHTS_FILE: model_dir / WEIGHTS_FILE, SPEC_FILE: model_dir / SPEC_FILE, ONNX_FILE: onnx_path}
-    for name in ("decision.json", "training_photos.json"):
-        if (model_dir / name).is_file():
-            files[name] = model_dir / name
-    _write_zip(out, files, readme(meta, parity))
-    return out
+                         hint="To see the numbers, export it on the command line: python -m core export RUN_DIR --format onnx")
+    return model_dir, onnx_path, meta, parity
+
+
+def package_bytes(run_dir: str | Path) -> int:
+    """The size in bytes of the run's model package files (what the "Graft model" zip holds, before
+    compression; weights barely compress, so it is close to the download's size)."""
+    model_dir = _model_dir(run_dir)
+    names = (WEIGHTS_FILE, SPEC_FILE, "decision.json", "training_photos.json")
+    return sum((model_dir / n).stat().st_size for n in names if (model_dir / n).is_file())
 
 
 def _fresh_metadata(onnx_path: Path, model_dir: Path) -> dict[str, Any] | None:
@@ -475,8 +504,11 @@ if __name__ == "__main__":
 """
 
 
-def readme(meta: dict[str, Any], parity: dict[str, Any]) -> str:
-    """The bundle's README: what is inside, how to predict outside Graft, and the parity numbers."""
+def readme(meta: dict[str, Any], parity: dict[str, Any], with_package: bool = True) -> str:
+    """The bundle's README: what is inside, how to predict outside Graft, and the parity numbers.
+
+    ``with_package`` False: the deployment zip, which holds the ONNX file only (no Graft package row).
+    """
     good, band = meta.get("good_class"), float(meta.get("uncertain_band") or 0.0)
     threshold = float(meta.get("threshold", 0.5))
     if good:
@@ -489,13 +521,14 @@ def readme(meta: dict[str, Any], parity: dict[str, Any]) -> str:
         decision = "The verdict is the most likely class" + (
             f", or *uncertain* when the two most likely are less than {band:.2f} apart." if band else ".")
     shape = "padded to a square (shape kept)" if meta.get("resize") == "pad" else "squashed (no crop)"
+    package = (f"| `{WEIGHTS_FILE}`, `{SPEC_FILE}`, `decision.json` | the Graft model package "
+               "(`python -m core predict FOLDER photo.jpg`) |\n" if with_package else "")
     return f"""# Graft model: {', '.join(meta.get('classes', []))}
 
 | file | what |
 |---|---|
 | `{ONNX_FILE}` | the model for any ONNX runtime; class names, preprocessing and decision are in its metadata |
-| `{WEIGHTS_FILE}`, `{SPEC_FILE}`, `decision.json` | the Graft model package (`python -m core predict FOLDER photo.jpg`) |
-
+{package}
 Backbone `{meta.get('backbone')}`, photos {shape} to {meta.get('image_size')}×{meta.get('image_size')} px.
 {decision}
 
@@ -514,9 +547,9 @@ Output: {meta.get('output', '')}.
 
 Before this bundle was made, {parity.get('n_images')} {parity.get('images_source', 'test')} photos were scored
 both ways. The ONNX graph against Graft (PyTorch, fp32) on the same input: the same top class on
-{parity.get('top_class_agreement', 0):.1%} of them, largest probability difference
+{fmt_pct(parity.get('top_class_agreement', 0), 1)} of them, largest probability difference
 {parity.get('max_prob_diff', float('nan')):.1e}. The snippet above, loading the photo files itself, against Graft:
-the same top class on {parity.get('snippet_agreement', float('nan')):.1%}, largest difference
-{parity.get('snippet_max_prob_diff', float('nan')):.1e}, the same verdict on {parity.get('verdict_agreement', float('nan')):.1%}
+the same top class on {fmt_pct(parity.get('snippet_agreement'), 1)}, largest difference
+{parity.get('snippet_max_prob_diff', float('nan')):.1e}, the same verdict on {fmt_pct(parity.get('verdict_agreement'), 1)}
 (allowed difference: {PARITY_TOLERANCE:.0e}).
 """

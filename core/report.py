@@ -393,7 +393,7 @@ def _warnings(run: RunData) -> str:
     n = int(m.get("n", 0))
     if 0 < n < 50:
         notes.append(f"These numbers come from only {n} photos, so one photo moves the accuracy by "
-                     f"{1 / n:.0%}. Treat them as a first indication.")
+                     f"{fmt_pct(1 / n)}. Treat them as a first indication.")
     return "".join(f'<p class="warning">{_e(t)}</p>' for t in notes)
 
 
@@ -477,7 +477,7 @@ def _example(predictor: Predictor, row: dict[str, str], path: Path, ok: bool) ->
         return ""  # a photo that vanished or changed since training is simply not shown
     flat = '<br><span class="muted">No single area stood out.</span>' if float(cam.max()) <= 0 else ""
     badge = '<span class="badge ok">Right</span>' if ok else '<span class="badge bad">Wrong</span>'
-    said = f"model said <strong>{_e(row.get('predicted'))}</strong> ({_confidence(row):.0%} sure)"
+    said = f"model said <strong>{_e(row.get('predicted'))}</strong> ({fmt_pct(_confidence(row))} sure)"
     return (f'<figure class="example"><div class="pair"><img src="{_data_uri(view)}" alt="photo">'
             f'<img src="{_data_uri(heat)}" alt="heatmap"></div><figcaption>{badge} Actually '
             f'<strong>{_e(row.get("label"))}</strong>, {said}{flat}<br><span class="file">{_e(row.get("image"))}</span>'

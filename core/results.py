@@ -26,7 +26,10 @@ from .predictions_file import PREDICTIONS_FILE, SPLIT_ORDER, read_predictions
 __all__ = ["Predictions", "load_predictions", "available_splits", "OperatingPoint", "at_threshold", "headline",
            "held_out", "held_out_metrics", "sweep", "threshold_to_catch_all", "threshold_for_target", "defect_roc",
            "confusion_at", "cell_indices", "mistake_indices", "band_at", "is_optimistic", "run_files",
-           "resolve_images"]
+           "resolve_images", "recorded", "tuning_split", "CHOSEN_ON_SPLIT", "per_class_rates"]
+
+# the Decision.chosen_on of a threshold picked on a split's photos
+CHOSEN_ON_SPLIT = {"val": "validation", "oof": "out-of-fold", "test": "test"}
 
 
 # --- a run's test-set predictions ------------------------------------------------------------------
@@ -176,6 +179,40 @@ def headline(preds: Predictions, metrics: dict[str, Any]) -> OperatingPoint:
     caught = Rate(int(metrics["defects_caught"]), int(metrics["defects"]))
     alarms = Rate(int(metrics["false_alarms"]), int(metrics["good_parts"]))
     return OperatingPoint(preds.threshold, accuracy, caught, alarms)
+
+
+def recorded(metrics: dict[str, Any]) -> OperatingPoint | None:
+    """The held-out figures exactly as training recorded them in ``metrics.json`` (which is never rewritten):
+    what the Evaluate page leads with, whatever threshold was saved later. None without metrics."""
+    if "accuracy" not in metrics or not metrics.get("n"):
+        return None
+    n = int(metrics["n"])
+    accuracy = Rate(int(round(float(metrics["accuracy"]) * n)), n)
+    threshold = float(metrics.get("threshold") or 0.5)
+    if not metrics.get("good_class") or metrics.get("defects") is None or metrics.get("good_parts") is None:
+        return OperatingPoint(threshold, accuracy)
+    return OperatingPoint(threshold, accuracy, Rate(int(metrics["defects_caught"]), int(metrics["defects"])),
+                          Rate(int(metrics["false_alarms"]), int(metrics["good_parts"])))
+
+
+def tuning_split(splits: Iterable[str]) -> str | None:
+    """The split a threshold is chosen on, from :func:`available_splits`: the out-of-fold scores of a
+    cross-validation, else the validation photos, else (no validation photos) the held-out split."""
+    found = list(splits)
+    return next((s for s in ("oof", "val") if s in found), found[0] if found else None)
+
+
+def per_class_rates(preds: Predictions, threshold: float | None = None) -> dict[str, dict[str, Rate | None]]:
+    """Per class at ``threshold``: ``found`` (its photos named right, the recall) and ``right_when_said``
+    (photos it was named for that really are it, the precision); None where there is nothing to count,
+    e.g. a class with no photos here (shown as "–")."""
+    pred = preds.decide(threshold)
+    out: dict[str, dict[str, Rate | None]] = {}
+    for k, c in enumerate(preds.classes):
+        mine, said = preds.y == k, pred == k
+        out[c] = {"found": Rate(int((said & mine).sum()), int(mine.sum())) if mine.any() else None,
+                  "right_when_said": Rate(int((said & mine).sum()), int(said.sum())) if said.any() else None}
+    return out
 
 
 def held_out(preds: Predictions) -> OperatingPoint:

@@ -113,3 +113,19 @@ def test_probability_model_matches_label_probs(tasks: list[Task], classes: list[
         ours = ProbabilityModel(model, tasks, classes)(x).numpy()
     reference = label_probs({k: torch.softmax(v, 1).numpy() for k, v in logits.items()}, tasks, classes)
     assert np.allclose(ours, reference, atol=1e-6)
+
+
+def test_onnx_download_holds_only_what_deployment_needs(run: Path, exported: ExportResult, tmp_path: Path) -> None:
+    import zipfile
+
+    from core.export import bundle_zip, onnx_zip, package_bytes
+
+    small = onnx_zip(run, tmp_path / "onnx.zip")
+    names = zipfile.ZipFile(small).namelist()
+    assert sorted(names) == ["README.md", "model.onnx"]
+    readme = zipfile.ZipFile(small).read("README.md").decode()
+    assert "model.safetensors" not in readme and "onnxruntime" in readme
+    full = bundle_zip(run, tmp_path / "bundle.zip")
+    assert small.stat().st_size < full.stat().st_size  # the weights are not carried twice
+    weights = (run / "model" / "model.safetensors").stat().st_size
+    assert weights <= package_bytes(run) < weights + 200_000

@@ -220,3 +220,56 @@ def test_batch_rows_and_summary() -> None:
     assert [r["flagged"] for r in rows] == [False, True, None]
     summary = batch_summary(rows)
     assert summary == {"photos": 3, "readable": 2, "unreadable": 1, "per_class": {"ok": 1, "scratch": 1}, "flagged": 1}
+
+
+def test_recorded_is_what_training_measured_whatever_is_saved_later(tmp_path: Path) -> None:
+    from core.results import recorded
+
+    run = write_run(tmp_path)
+    metrics = json.loads((run / "metrics.json").read_text())
+    save_threshold(run, 0.3)
+    point = recorded(json.loads((run / "metrics.json").read_text()) | {"good_class": "ok"})
+    assert point.threshold == 0.5 and point.caught.text() == "2 of 3" and point.false_alarms.text() == "1 of 3"
+    assert recorded({**metrics, "good_class": None}).caught is None  # no good class: accuracy only
+    assert recorded({}) is None
+
+
+def test_tuning_split_never_picks_test_while_validation_exists() -> None:
+    from core.results import tuning_split
+
+    assert tuning_split(["test", "val"]) == "val"
+    assert tuning_split(["oof"]) == "oof" and tuning_split(["test", "oof", "val"]) == "oof"
+    assert tuning_split(["test"]) == "test" and tuning_split([]) is None
+
+
+def test_per_class_rates_leave_absent_classes_out() -> None:
+    from core.results import per_class_rates
+
+    rates = per_class_rates(preds(), 0.5)
+    assert rates["scratch"]["found"].text() == "1 of 2" and rates["stain"]["found"].text() == "1 of 1"
+    only_good = Predictions(("a", "b"), np.array([0, 0]), PROBS[:2], CLASSES, "ok", 0.5)
+    absent = per_class_rates(only_good)
+    assert absent["stain"]["found"] is None and absent["stain"]["right_when_said"] is None
+
+
+def test_labels_from_class_folders_even_inside_one_more_folder(tmp_path: Path) -> None:
+    from core.batch import labels_from_folders
+
+    files = [tmp_path / "ok" / "a.png", tmp_path / "batch" / "scratch" / "b.png", tmp_path / "c.png",
+             tmp_path / "other" / "d.png"]
+    assert labels_from_folders(files, tmp_path, CLASSES) == ["ok", "scratch", None, None]
+    assert labels_from_folders(files, None, CLASSES) == [None] * 4
+
+
+def test_per_class_found_and_csv_text() -> None:
+    from core.batch import per_class_found, rows_csv
+
+    rows = [{"photo": "ok/1.png", "predicted": "ok", "label": "ok", "confidence": 0.123456789, "problem": ""},
+            {"photo": "scratch/2.png", "predicted": "ok", "label": "scratch", "confidence": 0.6, "problem": ""},
+            {"photo": "x.png", "predicted": None, "label": "ok", "confidence": None, "problem": "unreadable"}]
+    found = per_class_found(rows, CLASSES)
+    assert found["ok"]["k"] == 1 and found["ok"]["n"] == 1 and found["scratch"]["value"] == 0.0
+    assert found["stain"] is None  # no photos of it: shown "–", never "0% found"
+    text = rows_csv(rows)
+    assert text.splitlines()[0] == "photo,predicted,label,confidence,problem"
+    assert "0.123456789" in text  # full precision

@@ -13,9 +13,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
-from .common import ACCENT, MUTED
+from .common import ACCENT, BAD, MUTED
 
-__all__ = ["TEMPLATE", "curves_figure", "class_bar", "plain"]
+__all__ = ["TEMPLATE", "curves_figure", "class_bar", "plain", "tradeoff_figure", "BAND_NOTE"]
 
 TEMPLATE = "plotly_white+graft"
 FONT = "Source Sans Pro, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
@@ -106,4 +106,57 @@ def class_bar(counts: Mapping[str, int], good_class: str | None = None, height: 
     ))
     fig.update_layout(template=TEMPLATE, height=height, showlegend=False, bargap=0.35,
                       yaxis_title="photos", xaxis_type="category")
+    return fig
+
+
+BAND_NOTE = "Dotted lines: where the true rate could lie (95% range) with this many photos."
+_TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.04, xanchor="left", x=0)
+
+
+def _band_edges(fig: go.Figure, x: list[float], low: list[float], high: list[float], color: str,
+                group: str) -> None:
+    """A 95% range as two thin dotted lines in the curve's colour: two ranges that overlap stay readable
+    (filled bands of two colours blend into a grey block where they cross)."""
+    for edge, name in ((low, "low"), (high, "high")):
+        fig.add_trace(go.Scatter(x=x, y=edge, mode="lines", line=dict(color=color, width=1.2, dash="dot", shape="hv"),
+                                 hoverinfo="skip", showlegend=False, legendgroup=group, name=f"{group} {name}",
+                                 opacity=0.85))
+
+
+def tradeoff_figure(points: list[Any], chosen: float, model: float, targets: Any = None,
+                    height: int = 370) -> go.Figure:
+    """Catch rate and false alarms at every threshold (``core.results.sweep`` points), each with its 95% range
+    as dotted lines, the chosen and the model's threshold, and the user's targets as faint lines.
+
+    Args:
+        points: operating points across thresholds.
+        chosen: the slider's threshold; model: the threshold the model uses now.
+        targets: a :class:`core.decision.Targets` (drawn when given).
+    """
+    x = [p.threshold for p in points]
+    fig = go.Figure()
+    for name, attr, color in (("Defects caught", "caught", ACCENT), ("False alarms", "false_alarms", BAD)):
+        rates = [getattr(p, attr) for p in points]
+        _band_edges(fig, x, [r.interval[0] * 100 for r in rates], [r.interval[1] * 100 for r in rates], color, attr)
+        fig.add_trace(go.Scatter(x=x, y=[(r.value or 0) * 100 for r in rates], name=name, legendgroup=attr,
+                                 line=dict(color=color, width=3, shape="hv"),
+                                 customdata=[[r.k, r.n] for r in rates],
+                                 hovertemplate=f"{name}: %{{y:.0f}}% (%{{customdata[0]}} of "
+                                               "%{customdata[1]})<extra></extra>"))
+    if targets is not None:
+        for value, color, words in ((targets.catch_rate, ACCENT, "catch-rate target"),
+                                    (targets.false_alarm_rate, BAD, "false-alarm limit")):
+            fig.add_hline(y=value * 100, line=dict(color=color, width=1, dash="dash"), opacity=0.5,
+                          annotation_text=words, annotation_position="bottom right" if value > 0.5 else "top right",
+                          annotation_font=dict(size=11, color=color))
+    fig.add_vline(x=chosen, line=dict(color="#1F2937", width=2), annotation_text="this threshold",
+                  annotation_position="top left" if chosen > 0.8 else "top right")
+    if abs(model - chosen) > 1e-9:
+        fig.add_vline(x=model, line=dict(color=MUTED, width=2, dash="dot"), annotation_text="model now",
+                      annotation_position="bottom left" if model > 0.8 else "bottom right")
+    fig.update_layout(template=TEMPLATE, height=height, hovermode="x unified", margin=dict(l=10, r=10, t=60, b=10),
+                      legend=_TOP_LEGEND)
+    fig.update_xaxes(title_text="threshold (defect score)", range=[0, 1], hoverformat=".2f")
+    fig.update_yaxes(range=[-2, 112], tickvals=[0, 20, 40, 60, 80, 100],  # room above 100% for the labels
+                     ticktext=[f"{v}%" for v in (0, 20, 40, 60, 80, 100)])
     return fig

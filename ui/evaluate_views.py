@@ -1,7 +1,9 @@
-"""Views of the Evaluate page: headline numbers in factory words, the threshold, the confusion matrix
-with its photos, per-class numbers, mistakes with heatmaps, advice, and the take-away downloads.
+"""Views of the Evaluate page: the verdict and the held-out numbers in factory words, the threshold
+(chosen on validation or out-of-fold scores, with the held-out figures beside it), the targets, the
+confusion matrix with its photos, per-class numbers, mistakes with heatmaps, advice, and the downloads.
 
 All numbers come from ``core.results`` (computed from the run's files); this module lays them out.
+The headline is what training recorded in ``metrics.json``, which saving a threshold never changes.
 """
 
 from __future__ import annotations
@@ -19,24 +21,33 @@ import streamlit as st
 
 from core import read_status
 from core.advice import Advice, advise
+from core.decision import Decision, Targets, read_decision, save_decision
+from core.errors import GraftError
 from core.metrics import Rate
-from core.results import (OperatingPoint, Predictions, at_threshold, cell_indices, confusion_at, defect_roc,
-                          headline, load_predictions, mistake_indices, resolve_images, run_files, sweep,
-                          threshold_to_catch_all)
-from core.runs_table import run_row
+from core.numbers import fmt_range, fmt_score
+from core.results import (CHOSEN_ON_SPLIT, OperatingPoint, Predictions, at_threshold, available_splits,
+                          cell_indices, confusion_at, defect_roc, headline, is_optimistic, load_predictions,
+                          mistake_indices, per_class_rates, recorded, resolve_images, run_files, sweep,
+                          threshold_to_catch_all, tuning_split)
+from core.runs_table import default_run_name, run_names, stored_run_name
 from core.thresholds import save_threshold
 from core.verdict import held_out_words
-from ui.charts import TEMPLATE, plain
+from ui.charts import BAND_NOTE, TEMPLATE, plain, tradeoff_figure
 from ui.common import ACCENT, BAD, MUTED, current_run, fmt_pct, md_escape, select_run, show_error, workspace
-from ui.predict_views import heatmap_png, model_stamp, shown_image
+from ui.predict_views import HEATMAP_LEGEND, flow, model_stamp, photo_grid_rows
+from ui.verdict_views import verdict_banner, verdict_of
 
 __all__ = ["evaluable_runs", "choose_run", "render_evaluate", "render_headline", "render_threshold",
-           "render_confusion", "render_per_class", "render_roc", "render_mistakes", "render_advice",
-           "render_downloads", "confusion_figure", "tradeoff_figure", "roc_figure", "per_class_frame",
-           "cell_from_selection", "pct_range"]
+           "render_targets", "render_test_view", "render_confusion", "render_per_class", "render_roc",
+           "render_mistakes", "render_advice", "render_downloads", "confusion_figure", "tradeoff_figure",
+           "roc_figure", "per_class_frame", "cell_from_selection", "pct_range", "SPLIT_WORDS", "fmt_size",
+           "graft_model_button"]
 
 _ERROR_RED = "#FCA5A5"  # light red for mistake cells; BAD for the darkest
 _TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.04, xanchor="left", x=0)
+# what the photos of a split are, in plain words
+SPLIT_WORDS = {"val": "validation photos", "oof": "out-of-fold scores", "test": "test photos"}
+_QUIET = dict(delta_color="off", delta_arrow="off", border=True)
 
 
 # --- choosing the run ------------------------------------------------------------------------------
@@ -47,10 +58,14 @@ def evaluable_runs() -> list[dict[str, Any]]:
     return [r for r in workspace().list_runs() if (Path(r["path"]) / "predictions.csv").is_file()]
 
 
-def _run_label(run: dict[str, Any]) -> str:
-    row = run_row(run)
-    acc = f" · accuracy {fmt_pct(row['accuracy'])}" if row["accuracy"] is not None else ""
-    return f"{row['run']} · {row['backbone']}{acc}"
+def _run_labels(runs: list[dict[str, Any]]) -> dict[str, str]:
+    """``{path: "name · verdict"}``: the run names of the Runs page, so a run reads the same everywhere."""
+    names = run_names(runs)
+    out = {}
+    for r in runs:
+        verdict = verdict_of(r["path"])
+        out[r["path"]] = names[r["id"]] + (f" · {verdict.title}" if verdict else "")
+    return out
 
 
 def choose_run(key: str = "eval_run") -> str | None:
@@ -66,10 +81,11 @@ def choose_run(key: str = "eval_run") -> str | None:
         st.info("No finished run yet. Train a model on the Train page, then come back here.", icon=":material/info:")
         return None
     paths = [r["path"] for r in runs]
-    labels = {r["path"]: _run_label(r) for r in runs}
+    labels = _run_labels(runs)
     index = paths.index(current) if current in paths else 0
     path = st.selectbox("Run", paths, index=index, format_func=labels.get, key=key,
-                        help="Every finished training run of this workspace, newest first.")
+                        help="Every finished training run of this workspace, newest first. Rename runs on the "
+                             "Runs page.")
     if path != current:
         select_run(path)
     return path
@@ -79,8 +95,7 @@ def pct_range(rate: Rate) -> str:
     """``"21%–94%"``: the 95% range of a rate, or an empty string when there is nothing to count."""
     if not rate.n:
         return ""
-    low, high = rate.interval
-    return f"{low:.0%}–{high:.0%}"
+    return fmt_range(*rate.interval)
 
 
 # --- headline --------------------------------------------------------------------------------------
@@ -88,141 +103,191 @@ def pct_range(rate: Rate) -> str:
 
 def render_headline(point: OperatingPoint, split: str) -> None:
     """Accuracy, defects caught and false alarms as big numbers, each with its count and 95% range."""
-    cols = st.columns(3 if point.caught is not None else 1)
+    row = flow()
     acc = point.accuracy
     seen = {"val": "Validation photos: they chose the alarm threshold, so this is a little optimistic.",
-            "oof": "Each photo scored by a cross-validation model that did not train on it."}
-    cols[0].metric("Accuracy", fmt_pct(acc.value), f"{acc.k} of {acc.n} {split} photos right",
-                   delta_color="off", delta_arrow="off", border=True,
-                   help=f"{seen.get(split, 'Photos the model never saw during training.')} 95% range: {pct_range(acc)}.")
+            "oof": "Each photo scored by a cross-validation model that did not train on it.",
+            "test": "Test photos the model never saw while training."}
+    words = SPLIT_WORDS.get(split, "photos").replace(" scores", " photos")
+    row.metric("Accuracy", fmt_pct(acc.value), f"{acc.k} of {acc.n} {words} right · range {pct_range(acc)}",
+                   **_QUIET, help=f"{seen.get(split, '')} 95% range: {pct_range(acc)}.")
     if point.caught is None:
         st.caption("This model has no good class, so there are no catch rate or false alarms. Mark the good "
                    "class on the Data page and train again to get them.")
         return
     caught, alarms = point.caught, point.false_alarms
-    cols[1].metric("Defects caught (catch rate)", fmt_pct(caught.value), f"{caught.k} of {caught.n} defective parts",
-                   delta_color="off", delta_arrow="off", border=True,
+    row.metric("Defects caught (catch rate)", fmt_pct(caught.value),
+                   f"{caught.k} of {caught.n} defective parts · range {pct_range(caught)}", **_QUIET,
                    help=f"Defective parts the model flags (recall on defects). 95% range: {pct_range(caught)}.")
-    cols[2].metric("False alarms", fmt_pct(alarms.value), f"{alarms.k} of {alarms.n} good parts flagged",
-                   delta_color="off", delta_arrow="off", border=True,
+    row.metric("False alarms", fmt_pct(alarms.value),
+                   f"{alarms.k} of {alarms.n} good parts flagged · range {pct_range(alarms)}", **_QUIET,
                    help=f"Good parts the model wrongly flags (false-positive rate). 95% range: {pct_range(alarms)}.")
     if caught.n and caught.n < 30:
-        st.caption(f"With {caught.n} defective test photos the true catch rate could be anywhere between "
-                   f"{caught.interval[0]:.0%} and {caught.interval[1]:.0%}; more test photos narrow it.")
+        st.caption(f"With {caught.n} defective {words} the true catch rate could be anywhere between "
+                   f"{fmt_pct(caught.interval[0])} and {fmt_pct(caught.interval[1])}; more photos narrow it.")
+
+
+# --- targets ---------------------------------------------------------------------------------------
+
+
+def render_targets(run_dir: str, decision: Decision) -> None:
+    """The targets that make a run "Ready for a pilot", editable; saved with the run (``decision.json``)."""
+    t = decision.targets
+    name = Path(run_dir).name
+    with st.expander(f"Targets for \"Ready for a pilot\": catch at least {fmt_pct(t.catch_rate)} of defects, "
+                     f"at most {fmt_pct(t.false_alarm_rate)} false alarms", icon=":material/flag:"):
+        row = st.container(horizontal=True, wrap=True, vertical_alignment="bottom")
+        left, right, button = row, row, row
+        catch = left.number_input("Catch rate to reach (%)", 0.0, 100.0, round(t.catch_rate * 100, 1), step=1.0,
+                                  key=f"target-catch-{name}", help="The share of defective parts the line needs "
+                                                                   "caught.")
+        alarms = right.number_input("False alarms at most (%)", 0.0, 100.0, round(t.false_alarm_rate * 100, 1),
+                                    step=1.0, key=f"target-alarms-{name}",
+                                    help="The share of good parts the line can afford to have flagged.")
+        changed = abs(catch / 100 - t.catch_rate) > 1e-9 or abs(alarms / 100 - t.false_alarm_rate) > 1e-9
+        if button.button("Save the targets", icon=":material/save:", key="save-targets", disabled=not changed):
+            try:
+                save_decision(run_dir, targets=Targets(catch / 100, alarms / 100))
+            except Exception as exc:
+                show_error(exc)
+                return
+            st.session_state["_eval_flash"] = (f"Saved the targets: catch at least {fmt_pct(catch / 100)}, "
+                                               f"at most {fmt_pct(alarms / 100)} false alarms.")
+            st.rerun()
+        st.caption("The verdict compares the held-out numbers with these targets. They are saved with the run and "
+                   "used by the report.")
 
 
 # --- threshold -------------------------------------------------------------------------------------
 
 
-def _threshold_options(preds: Predictions, training: float | None) -> list[float]:
+def _threshold_options(preds: Predictions, extra: set[float]) -> list[float]:
     grid = {round(x, 2) for x in np.linspace(0.0, 1.0, 101)}
-    extra = {preds.threshold} | ({training} if training is not None else set())
-    return sorted(grid | extra)
+    return sorted(grid | {preds.threshold} | extra)
 
 
-def tradeoff_figure(points: list[OperatingPoint], chosen: float, model: float) -> go.Figure:
-    """Catch rate and false alarm rate at every threshold, with their 95% ranges as bands."""
-    x = [p.threshold for p in points]
-    fig = go.Figure()
-    for name, attr, color, fill in (("Defects caught", "caught", ACCENT, "rgba(15,118,110,0.13)"),
-                                    ("False alarms", "false_alarms", BAD, "rgba(185,28,28,0.10)")):
-        rates = [getattr(p, attr) for p in points]
-        low = [r.interval[0] * 100 for r in rates]
-        high = [r.interval[1] * 100 for r in rates]
-        fig.add_trace(go.Scatter(x=x + x[::-1], y=high + low[::-1], fill="toself", fillcolor=fill, line=dict(width=0),
-                                 hoverinfo="skip", showlegend=False, legendgroup=attr))
-        fig.add_trace(go.Scatter(x=x, y=[(r.value or 0) * 100 for r in rates], name=name, legendgroup=attr,
-                                 line=dict(color=color, width=3, shape="hv"),
-                                 customdata=[[r.k, r.n] for r in rates],
-                                 hovertemplate=f"threshold %{{x:.2f}}<br>{name}: %{{y:.0f}}% (%{{customdata[0]}} of "
-                                               "%{customdata[1]})<extra></extra>"))
-    fig.add_vline(x=chosen, line=dict(color="#1F2937", width=2), annotation_text="this threshold",
-                  annotation_position="top left" if chosen > 0.8 else "top right")
-    if abs(model - chosen) > 1e-9:
-        fig.add_vline(x=model, line=dict(color=MUTED, width=2, dash="dot"), annotation_text="model now",
-                      annotation_position="bottom left" if model > 0.8 else "bottom right")
-    fig.update_layout(template=TEMPLATE, height=370, hovermode="x unified", margin=dict(l=10, r=10, t=60, b=10),
-                      legend=_TOP_LEGEND)
-    fig.update_xaxes(title_text="threshold (flag a part when its defect score is at least this)", range=[0, 1])
-    fig.update_yaxes(range=[0, 104], ticksuffix="%")
-    return fig
+def _tuning_predictions(run_dir: str, held: Predictions) -> Predictions:
+    """The photos the threshold is chosen on: validation (or out-of-fold) scores, never the test photos
+    while validation photos exist; the held-out photos themselves only when there is nothing else."""
+    split = tuning_split(available_splits(run_dir))
+    if split is None or split == held.split:
+        return held
+    tune = load_predictions(run_dir, split)
+    return tune if tune.n and tune.has_defects else held
 
 
-def _live_metrics(point: OperatingPoint, base: OperatingPoint) -> None:
-    cols = st.columns(3)
-    caught, alarms = point.caught, point.false_alarms
-    d_caught = caught.k - base.caught.k
-    d_alarms = alarms.k - base.false_alarms.k
-    cols[0].metric("Catch rate at this threshold", fmt_pct(caught.value),
-                   f"{d_caught:+d} defects caught vs. now" if d_caught else "same as now", border=True,
-                   delta_color="normal" if d_caught else "off", delta_arrow="auto" if d_caught else "off",
-                   help=f"{caught.k} of {caught.n} defective parts flagged. 95% range {pct_range(caught)}.")
-    cols[1].metric("False alarms at this threshold", fmt_pct(alarms.value),
-                   f"{d_alarms:+d} false alarms vs. now" if d_alarms else "same as now", border=True,
-                   delta_color="inverse" if d_alarms else "off", delta_arrow="auto" if d_alarms else "off",
-                   help=f"{alarms.k} of {alarms.n} good parts flagged. 95% range {pct_range(alarms)}.")
-    cols[2].metric("Accuracy at this threshold", fmt_pct(point.accuracy.value),
-                   f"{point.missed} defect(s) missed", delta_color="off", delta_arrow="off", border=True)
+def _rate_delta(rate: Rate, what: str) -> str:
+    return f"{rate.k} of {rate.n} {what} · {pct_range(rate)}" if rate.n else f"no {what}"
 
 
-def render_threshold(preds: Predictions, run_dir: str, training: float | None) -> float:
-    """The threshold slider with live catch rate / false alarms, the trade-off chart, and saving it.
+def _point_metrics(point: OperatingPoint, where: str) -> None:
+    """Catch rate and false alarms at one threshold on one set of photos, with counts and ranges."""
+    row = flow()
+    row.metric(f"Catch rate · {where}", fmt_pct(point.caught.value), _rate_delta(point.caught, "defects"),
+               **_QUIET, help="Defective parts flagged at this threshold, with the 95% range.")
+    row.metric(f"False alarms · {where}", fmt_pct(point.false_alarms.value),
+               _rate_delta(point.false_alarms, "good parts"), **_QUIET,
+               help="Good parts flagged at this threshold, with the 95% range.")
+
+
+def _side_by_side(tune: Predictions, held: Predictions, chosen: float) -> None:
+    """The tuning photos' numbers and, beside them, the held-out photos' at the same threshold."""
+    if tune.split == held.split:
+        label = ("tuned on these photos: optimistic" if is_optimistic(tune, CHOSEN_ON_SPLIT.get(tune.split, ""))
+                 else "held out")
+        with st.container(border=False):
+            st.markdown(f"**On the {SPLIT_WORDS[tune.split]}** ({label})")
+            _point_metrics(at_threshold(tune, chosen), "these photos")
+        return
+    row = flow()
+    with row.container():
+        st.markdown(f"**On the {len(tune.images)} {SPLIT_WORDS[tune.split]}**",
+                    help="The photos the threshold is chosen on (never the test photos).")
+        _point_metrics(at_threshold(tune, chosen), "validation" if tune.split == "val" else "out-of-fold")
+    with row.container():
+        st.markdown(f"**On the {len(held.images)} {SPLIT_WORDS[held.split]} · held out**",
+                    help="Photos that played no part in choosing the threshold: what to expect on the line.")
+        _point_metrics(at_threshold(held, chosen), "held out")
+
+
+def render_threshold(run_dir: str, held: Predictions, training: float | None,
+                     targets: Targets | None = None) -> float:
+    """The threshold slider over the validation (or out-of-fold) scores, with the held-out figures at the
+    same threshold beside them, the trade-off chart, and saving it.
 
     Returns:
         The threshold chosen on the slider (the model's own when there is no good class).
     """
-    if not preds.has_defects:
-        return preds.threshold
-    options = _threshold_options(preds, training)
+    if not held.has_defects:
+        return held.threshold
+    tune = _tuning_predictions(run_dir, held)
+    extra = {training} if training is not None else set()
     names = {training: "chosen in training"} if training is not None else {}
-    names[preds.threshold] = "the model's"
+    names[held.threshold] = "the model's"
     chosen = st.select_slider(
-        "Threshold: flag a part as defective when its defect score is at least", options, value=preds.threshold,
-        format_func=lambda v: f"{v:.3f} ({names[v]})" if v in names else f"{v:.2f}",
+        f"Threshold, chosen on the {SPLIT_WORDS[tune.split]}: flag a part when its defect score is at least",
+        _threshold_options(held, extra), value=held.threshold,
+        format_func=lambda v: f"{fmt_score(v)} ({names[v]})" if v in names else fmt_score(v, 2),
         key=f"threshold-{Path(run_dir).name}",
         help="Lower catches more defects but raises more false alarms; higher does the opposite.")
-    point, base = at_threshold(preds, chosen), at_threshold(preds)
-    _live_metrics(point, base)
-    left, right = st.columns([1.5, 1])
-    with left:
-        st.markdown("**Catch rate and false alarms at every threshold**")
-        st.plotly_chart(tradeoff_figure(sweep(preds), chosen, preds.threshold), width="stretch",
+    _side_by_side(tune, held, chosen)
+    row = flow()
+    with row.container(width="stretch"):
+        st.markdown(f"**Catch rate and false alarms at every threshold** · {SPLIT_WORDS[tune.split]}")
+        st.plotly_chart(tradeoff_figure(sweep(tune), chosen, held.threshold, targets), width="stretch",
                         config={"displayModeBar": False}, key="tradeoff")
-    with right:
-        render_roc(preds, chosen)
-    _threshold_notes(preds, training)
-    _save_threshold(run_dir, chosen, preds.threshold)
+    with row.container(width=380):  # a fixed width: it wraps under the trade-off chart at 900 px
+        render_roc(held, chosen)
+    _threshold_notes(tune, held, training)
+    _save_threshold(run_dir, chosen, held.threshold, CHOSEN_ON_SPLIT.get(tune.split, "set by hand"))
     return float(chosen)
 
 
-def _threshold_notes(preds: Predictions, training: float | None) -> None:
-    notes = ["Shaded bands: where the true rates could lie (95% range) with this many test photos",
-             f"the model now flags parts from {preds.threshold:.3f} up"]
-    if training is not None and abs(training - preds.threshold) > 1e-9:
-        notes.append(f"training had chosen {training:.3f}")
+def _threshold_notes(tune: Predictions, held: Predictions, training: float | None) -> None:
+    notes = [BAND_NOTE.rstrip("."), f"the model now flags parts from {fmt_score(held.threshold)} up"]
+    if training is not None and abs(training - held.threshold) > 1e-9:
+        notes.append(f"training had chosen {fmt_score(training)}")
     elif training is not None:
-        notes.append("chosen in training as the best balance on the validation photos")
-    every = threshold_to_catch_all(preds)
+        notes.append(f"chosen in training as the best balance on the {SPLIT_WORDS[tune.split]}")
+    every = threshold_to_catch_all(tune)
     text = "; ".join(notes) + "."
     if every is not None:
         floor = math.floor(every.threshold * 1000) / 1000  # rounding up would miss that defect
-        text += (f" To catch every defect in this test set, use {floor:.3f} or lower "
+        text += (f" To catch every defect among the {SPLIT_WORDS[tune.split]}, use {floor:.3f} or lower "
                  f"({every.false_alarms.k} of {every.false_alarms.n} good parts would be flagged).")
     st.caption(text)
 
 
-def _save_threshold(run_dir: str, chosen: float, current: float) -> None:
+def _save_threshold(run_dir: str, chosen: float, current: float, chosen_on: str) -> None:
     if abs(chosen - current) < 1e-9:
         return
-    if st.button(f"Use {chosen:.3f} in the model from now on", icon=":material/save:", key="save-threshold",
-                 help="Saves it in the model package: the Test page, exports and the report use it."):
+    if st.button(f"Use {fmt_score(chosen)} in the model from now on", icon=":material/save:", key="save-threshold",
+                 help="Saves it in the model package: the Test page, exports and the report use it. The held-out "
+                      "numbers at the top stay as training measured them."):
         try:
-            save_threshold(run_dir, chosen, chosen_on="test")  # this slider moves over the test photos
+            save_threshold(run_dir, chosen, chosen_on=chosen_on)
         except Exception as exc:
             show_error(exc)
             return
-        st.session_state["_eval_flash"] = f"Saved: the model now flags parts from {chosen:.3f} up."
+        st.session_state["_eval_flash"] = f"Saved: the model now flags parts from {fmt_score(chosen)} up."
         st.rerun()
+
+
+def render_test_view(run_dir: str, held: Predictions, training: float | None) -> None:
+    """An explicit look at the test photos under another threshold, labelled optimistic: a threshold picked
+    while looking at them flatters them. The held-out figures at the top stay as they are."""
+    if held.split != "test" or not held.has_defects or tuning_split(available_splits(run_dir)) == "test":
+        return  # no test photos, or the slider above already moves over them (no validation photos)
+    with st.expander("Look at the test photos under another threshold (tuned on the test photos: optimistic)",
+                     icon=":material/visibility:"):
+        st.warning("**Tuned on the test photos: optimistic.** A threshold picked while looking at these photos "
+                   "makes their numbers look better than the line will see. The held-out figures at the top of "
+                   "the page stay as training measured them.", icon=":material/warning:")
+        extra = {training} if training is not None else set()
+        chosen = st.select_slider("Threshold to try on the test photos", _threshold_options(held, extra),
+                                  value=held.threshold, format_func=lambda v: fmt_score(v, 2),
+                                  key=f"test-threshold-{Path(run_dir).name}")
+        _point_metrics(at_threshold(held, chosen), "tuned on test (optimistic)")
 
 
 # --- ROC -------------------------------------------------------------------------------------------
@@ -245,8 +310,8 @@ def roc_figure(roc: dict[str, Any], chosen: OperatingPoint, model: OperatingPoin
                                                                         line=dict(color="white", width=1.5)),
                                  hovertemplate=f"{name}: %{{y:.0f}}% caught, %{{x:.0f}}% false alarms<extra></extra>"))
     fig.update_layout(template=TEMPLATE, height=370, margin=dict(l=10, r=10, t=60, b=10), legend=_TOP_LEGEND)
-    fig.update_xaxes(title_text="false alarms (good parts flagged)", range=[-2, 102], ticksuffix="%")
-    fig.update_yaxes(title_text="defects caught", range=[-2, 102], ticksuffix="%", scaleanchor="x")
+    fig.update_xaxes(title_text="false alarms", range=[-2, 102], ticksuffix="%")
+    fig.update_yaxes(title_text="defects caught", range=[-2, 102], ticksuffix="%")
     return fig
 
 
@@ -256,8 +321,9 @@ def render_roc(preds: Predictions, chosen: float) -> None:
     if roc is None:
         st.caption("The ROC curve needs a good class and both good and defective photos in the test set.")
         return
-    st.markdown(f"**ROC curve** · area under it {roc['auc']:.2f}",
-                help="Every threshold at once. 1.00 = defects and good parts perfectly separated, 0.50 = guessing.")
+    st.markdown(f"**How well it ranks defects above good parts** · {fmt_score(roc['auc'], 2)}",
+                help="The ROC curve: every threshold at once, and the area under it. 1.00 = defects and good "
+                     "parts perfectly separated, 0.50 = guessing.")
     st.plotly_chart(roc_figure(roc, at_threshold(preds, chosen), at_threshold(preds)),
                     width="stretch", config={"displayModeBar": False}, key="roc")
 
@@ -331,7 +397,8 @@ def render_confusion(preds: Predictions, threshold: float, images: dict[str, str
     if st.session_state.get(true_key) not in classes or st.session_state.get(pred_key) not in classes:
         i, j = _default_cell(cm)
         st.session_state[true_key], st.session_state[pred_key] = classes[i], classes[j]
-    left, right = st.columns([1, 1])
+    row = flow()
+    left, right = row.container(width=420), row.container()  # side by side when wide, stacked at 900 px
     with left:
         current = (classes.index(st.session_state[true_key]), classes.index(st.session_state[pred_key]))
         event = st.plotly_chart(confusion_figure(cm, classes, current), width="stretch", on_select="rerun",
@@ -374,53 +441,53 @@ def _photo_grid(preds: Predictions, idx: list[int], threshold: float, images: di
         return
     model_dir, stamp = model_stamp(run_dir)
     pred = preds.decide(threshold)
-    cols = st.columns(columns)
+    cards = []
+    for i in idx:
+        said = preds.classes[pred[i]]
+        caption = (f"{Path(preds.images[i]).name}: really {preds.classes[preds.y[i]]}, "
+                   f"said {said} ({fmt_pct(preds.probs[i, pred[i]])})")
+        cards.append((images.get(preds.images[i]), caption, (model_dir, stamp, said) if heatmaps else None))
     with st.spinner("Drawing where the model looked…") if heatmaps else nullcontext():
-        for n, i in enumerate(idx):
-            said = preds.classes[pred[i]]
-            caption = (f"{Path(preds.images[i]).name}: really {preds.classes[preds.y[i]]}, "
-                       f"said {said} ({preds.probs[i, pred[i]]:.0%})")
-            with cols[n % columns]:
-                _photo(images.get(preds.images[i]), caption, (model_dir, stamp, said) if heatmaps else None)
-
-
-def _photo(path: str | None, caption: str, heat: tuple[str, float, str] | None) -> None:
-    if path is None:
-        st.caption(f"{caption} (photo missing)")
-        return
-    png = heatmap_png(heat[0], heat[1], path, heat[2]) if heat else None
-    try:
-        st.image(png if png else shown_image(path, 320), caption=caption, width="stretch")
-    except Exception:  # a photo changed or vanished since training: say so, keep the page
-        st.caption(f"{caption} (photo can't be read)")
+        diffuse = photo_grid_rows(cards, columns)
+    if heatmaps:
+        st.caption(HEATMAP_LEGEND + (f" {diffuse} of these heatmaps are spread out: the model is not looking at "
+                                     "one place; treat those verdicts with care." if diffuse else ""))
 
 
 # --- per-class table -------------------------------------------------------------------------------
 
 
-def per_class_frame(preds: Predictions, threshold: float) -> pd.DataFrame:
-    """Per class: photos, catch rate (recall), "right when it says so" (precision), F1."""
-    from core import score
+def _rate_text(rate: Rate | None) -> str:
+    return "–" if rate is None or not rate.n else f"{fmt_pct(rate.value)} ({rate.k} of {rate.n})"
 
-    result = score(preds.y, preds.probs, preds.classes, preds.good_class if preds.has_defects else None, threshold)
-    rows = [{"Class": c, "Photos": v["support"], "Found (recall)": v["recall"],
-             "Right when flagged (precision)": v["precision"], "F1": v["f1"]}
-            for c, v in result["per_class"].items()]
+
+def per_class_frame(preds: Predictions, threshold: float) -> pd.DataFrame:
+    """Per class: photos, how many of them it found (recall) and how often it is right when it names the
+    class (precision), as ``"93% (14 of 15)"``; "–" where there is nothing to count (no photos of the class)."""
+    rates = per_class_rates(preds, threshold)
+    counts = np.bincount(preds.y, minlength=len(preds.classes)) if preds.n else np.zeros(len(preds.classes), int)
+    rows = [{"Class": c, "Photos": int(counts[k]), "Found": _rate_text(rates[c]["found"]),
+             "Right when it says so": _rate_text(rates[c]["right_when_said"])} for k, c in enumerate(preds.classes)]
     return pd.DataFrame(rows)
 
 
 def render_per_class(preds: Predictions, threshold: float) -> None:
     frame = per_class_frame(preds, threshold)
-    pct = dict(format="percent", min_value=0.0, max_value=1.0)
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
         "Class": st.column_config.TextColumn("Class"),
-        "Photos": st.column_config.NumberColumn("Photos", width="small", help="Photos of this class in the test set."),
-        "Found (recall)": st.column_config.ProgressColumn(
-            "Found (recall)", help="Of the parts that really are this class, how many the model found.", **pct),
-        "Right when flagged (precision)": st.column_config.ProgressColumn(
-            "Right when flagged (precision)", help="Of the parts flagged as this class, how many really were.", **pct),
-        "F1": st.column_config.NumberColumn("F1", format="%.2f", width="small", help="One number balancing the two (1.00 is perfect)."),
+        "Photos": st.column_config.NumberColumn("Photos", width="small",
+                                                help=f"Photos of this class among the {SPLIT_WORDS[preds.split]}."),
+        "Found": st.column_config.TextColumn(
+            "Found", help="Of the parts that really are this class, how many the model named right (recall). "
+                          "\"–\": no photos of this class here."),
+        "Right when it says so": st.column_config.TextColumn(
+            "Right when it says so", help="Of the parts the model named this class, how many really were "
+                                          "(precision). \"–\": the model never named it."),
     })
+    missing = [c for c, n in zip(frame["Class"], frame["Photos"]) if not n]
+    if missing:
+        st.caption(f"No {SPLIT_WORDS[preds.split]} of {', '.join(md_escape(c) for c in missing)}: they are left out "
+                   "of the averages, not counted as 0% found.")
 
 
 # --- mistakes --------------------------------------------------------------------------------------
@@ -430,7 +497,8 @@ def render_mistakes(preds: Predictions, threshold: float, images: dict[str, str]
     """The wrong answers, most confidently wrong first, with where the model looked."""
     idx = mistake_indices(preds, threshold)
     if not idx:
-        st.success("No mistakes on the test photos at this threshold.", icon=":material/celebration:")
+        st.success(f"No mistakes on the {SPLIT_WORDS[preds.split]} at this threshold.",
+                   icon=":material/celebration:")
         return
     heat = st.toggle("Show where the model looked (heatmaps)", value=True, key="eval_heatmaps",
                      help="Red areas drove the model's answer. A heatmap on the background instead of the defect "
@@ -478,19 +546,31 @@ def _build_report(run_dir: str) -> None:
                                              "name": Path(path).name}
 
 
-def _build_bundle(run_dir: str) -> None:
-    from core.export import ONNX_FILE, bundle_zip, read_onnx_metadata
+def fmt_size(n_bytes: int | float | None) -> str:
+    """``83_400_000`` -> ``"83.4 MB"``; sizes as people read them."""
+    if n_bytes is None:
+        return "–"
+    value = float(n_bytes)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
 
-    with st.spinner("Exporting to ONNX and checking it scores the test photos the same…"):
-        out = Path(tempfile.mkdtemp(prefix="graft-bundle-")) / f"graft-model-{Path(run_dir).name}.zip"
+
+def _build_onnx(run_dir: str) -> None:
+    from core.export import ONNX_FILE, onnx_zip, read_onnx_metadata
+
+    with st.spinner("Exporting to ONNX and checking it scores the photos the same…"):
+        out = Path(tempfile.mkdtemp(prefix="graft-onnx-")) / f"graft-onnx-{Path(run_dir).name}.zip"
         try:
-            path = bundle_zip(run_dir, out)
+            path = onnx_zip(run_dir, out)
         finally:  # the parity numbers are worth showing even when the check failed
             onnx = Path(run_dir) / ONNX_FILE
             parity = read_onnx_metadata(onnx).get("parity_check", {}) if onnx.is_file() else {}
             st.session_state["_parity"] = {"key": (run_dir, *model_stamp(run_dir)), "parity": parity}
-        st.session_state["_built_bundle"] = {"key": (run_dir, *model_stamp(run_dir)), "data": Path(path).read_bytes(),
-                                             "name": Path(path).name}
+        st.session_state["_built_onnx"] = {"key": (run_dir, *model_stamp(run_dir)), "data": Path(path).read_bytes(),
+                                           "name": Path(path).name}
 
 
 def _parity_text(parity: dict[str, Any]) -> str:
@@ -498,43 +578,75 @@ def _parity_text(parity: dict[str, Any]) -> str:
         return ""
     verdict = "passed" if parity.get("passed") else "FAILED"
     return (f"Parity check {verdict}: onnxruntime gave the same top class on "
-            f"{parity.get('top_class_agreement', 0):.0%} of {parity.get('n_images')} {parity.get('images_source', 'test')} "
-            f"photos; largest probability difference {parity.get('max_prob_diff', float('nan')):.1e} (limit 1e-03).")
+            f"{fmt_pct(parity.get('top_class_agreement', 0))} of {parity.get('n_images')} "
+            f"{parity.get('images_source', 'test')} photos; largest probability difference "
+            f"{parity.get('max_prob_diff', float('nan')):.1e} (limit 1e-03).")
+
+
+def _report_card(run_dir: str) -> None:
+    st.markdown("**Stakeholder report**  \nOne HTML page that opens offline: the verdict, the numbers with their "
+                "ranges, curves and examples.")
+    report = _built("report", run_dir)
+    if report is None:
+        if st.button("Prepare the report", icon=":material/description:", key="build-report"):
+            try:
+                _build_report(run_dir)
+            except Exception as exc:
+                show_error(exc)
+            report = _built("report", run_dir)
+    if report is not None:
+        st.download_button(f"Download the report ({fmt_size(len(report['data']))})", report["data"],
+                           file_name=report["name"], mime="text/html", icon=":material/download:", type="primary",
+                           key="dl-report")
+
+
+def _onnx_card(run_dir: str) -> None:
+    st.markdown("**ONNX for deployment**  \nOne ONNX file for any runtime, checked to score like Graft, with a "
+                "README and a Python snippet.")
+    onnx = _built("onnx", run_dir)
+    if onnx is None and st.button("Prepare the ONNX file", icon=":material/package_2:", key="build-onnx"):
+        try:
+            _build_onnx(run_dir)
+        except Exception as exc:
+            show_error(exc)
+        onnx = _built("onnx", run_dir)
+    parity = st.session_state.get("_parity")
+    if parity and parity.get("key") == (run_dir, *model_stamp(run_dir)):
+        st.caption(_parity_text(parity["parity"]))
+    if onnx is not None:
+        st.download_button(f"Download ONNX for deployment ({fmt_size(len(onnx['data']))})", onnx["data"],
+                           file_name=onnx["name"], mime="application/zip", icon=":material/download:",
+                           type="primary", key="dl-onnx")
+
+
+def graft_model_button(run_dir: str, key: str = "dl-graft-model") -> None:
+    """The "Graft model" download (weights, model.json, decision.json), with its size, built on click."""
+    from core.export import package_bytes
+    from core.package import model_package_zip
+
+    try:
+        size = package_bytes(run_dir)
+    except GraftError:
+        st.button("Download the Graft model", icon=":material/download:", disabled=True, key=f"{key}-off",
+                  help="This run has no finished model.")
+        return
+    st.download_button(f"Download the Graft model ({fmt_size(size)})", lambda: model_package_zip(run_dir),
+                       file_name=f"graft-model-{Path(run_dir).name}.zip", mime="application/zip",
+                       icon=":material/download:", key=key,
+                       help="To test it again in Graft, build a new run on it, or run python -m core predict.")
 
 
 def render_downloads(run_dir: str) -> None:
-    """Stakeholder report and model bundle: build on request (with progress), then download."""
-    left, right = st.columns(2)
-    with left, st.container(border=True):
-        st.markdown("**Stakeholder report**  \nOne HTML file that opens offline: the problem, the approach, "
-                    "curves, numbers, examples with heatmaps.")
-        report = _built("report", run_dir)
-        if report is None:
-            if st.button("Prepare the report", icon=":material/description:", key="build-report"):
-                try:
-                    _build_report(run_dir)
-                except Exception as exc:
-                    show_error(exc)
-                report = _built("report", run_dir)
-        if report is not None:
-            st.download_button("Download the report", report["data"], file_name=report["name"], mime="text/html",
-                               icon=":material/download:", type="primary", key="dl-report")
-    with right, st.container(border=True):
-        st.markdown("**Model bundle**  \nThe model package, an ONNX file checked to score the same, and a README "
-                    "with a copy-paste Python snippet.")
-        bundle = _built("bundle", run_dir)
-        if bundle is None and st.button("Prepare the bundle", icon=":material/package_2:", key="build-bundle"):
-            try:
-                _build_bundle(run_dir)
-            except Exception as exc:
-                show_error(exc)
-            bundle = _built("bundle", run_dir)
-        parity = st.session_state.get("_parity")
-        if parity and parity.get("key") == (run_dir, *model_stamp(run_dir)):
-            st.caption(_parity_text(parity["parity"]))
-        if bundle is not None:
-            st.download_button("Download the bundle (zip)", bundle["data"], file_name=bundle["name"],
-                               mime="application/zip", icon=":material/download:", type="primary", key="dl-bundle")
+    """Stakeholder report, ONNX for deployment and the Graft model: three separate downloads, each sized."""
+    row = flow()  # fixed-width cards: three in a row when wide, stacked at 900 px
+    with row.container(border=True, width=300, height="stretch"):
+        _report_card(run_dir)
+    with row.container(border=True, width=300, height="stretch"):
+        _onnx_card(run_dir)
+    with row.container(border=True, width=300, height="stretch"):
+        st.markdown("**Graft model**  \nFor Graft itself: test it again, build a new run on it, or score photos "
+                    "from the command line.")
+        graft_model_button(run_dir)
 
 
 # --- the page --------------------------------------------------------------------------------------
@@ -546,35 +658,51 @@ def _section(title: str, caption: str = "") -> None:
         st.caption(caption)
 
 
+def _run_title(run_dir: str, config: dict[str, Any]) -> str:
+    return stored_run_name(run_dir) or default_run_name(config)
+
+
+def _decision(run_dir: str) -> Decision:
+    try:
+        return read_decision(run_dir)
+    except GraftError:  # no model package: the numbers still stand, with default targets
+        return Decision()
+
+
 def render_evaluate(run_dir: str) -> None:
-    """The whole Evaluate page body for one finished run."""
+    """The whole Evaluate page body for one finished run: the verdict opens it, above the headline."""
     files = run_files(run_dir)
-    preds = load_predictions(run_dir)
+    held = load_predictions(run_dir)
     metrics, config = files["metrics"], files["config"]
+    decision = _decision(run_dir)
     flash = st.session_state.pop("_eval_flash", None)
     if flash:
         st.success(flash, icon=":material/check_circle:")
-    st.caption(f"{md_escape(Path(run_dir).name)} · {md_escape(str(config.get('backbone', '')))} · "
-               f"{md_escape(str(config.get('strategy', '')))} · measured on {md_escape(held_out_words(metrics))}")
-    render_headline(headline(preds, metrics), preds.split)
-    threshold = preds.threshold
-    training = files["decision"].get("threshold_from_training",
-                                     (files["spec"].get("info") or {}).get("threshold_from_training", preds.threshold))
-    if preds.has_defects:
+    verdict_banner(verdict_of(run_dir))
+    render_targets(run_dir, decision)
+    st.caption(f"{md_escape(_run_title(run_dir, config))} · measured on {md_escape(held_out_words(metrics))}")
+    render_headline(recorded(metrics) or headline(held, metrics), held.split)
+    threshold = held.threshold
+    training = decision.threshold_from_training
+    if training is None:
+        training = (files["spec"].get("info") or {}).get("threshold_from_training", held.threshold)
+    if held.has_defects:
         _section("Threshold: defects caught against false alarms",
-                 "Every part gets a defect score from 0 to 1. Move the threshold to see what changes; save it when "
-                 "the balance is right for your line.")
-        threshold = render_threshold(preds, run_dir, float(training))
+                 "Every part gets a defect score from 0 to 1. The threshold is chosen on photos kept apart from "
+                 "the held-out ones, so the held-out numbers beside it stay honest. Save it when the balance is "
+                 "right for your line.")
+        threshold = render_threshold(run_dir, held, float(training), decision.targets)
+        render_test_view(run_dir, held, float(training))
     images = _images(run_dir)
-    _section("Where it goes wrong", "Rows: what the part really is. Columns: what the model said. "
-             "Teal cells are right answers, red cells mistakes.")
-    render_confusion(preds, threshold, images, run_dir)
+    _section("Where it goes wrong", f"On the {SPLIT_WORDS[held.split]}. Rows: what the part really is. Columns: "
+                                    "what the model said. Teal cells are right answers, red cells mistakes.")
+    render_confusion(held, threshold, images, run_dir)
     _section("Per class")
-    render_per_class(preds, threshold)
-    if not preds.has_defects:
-        render_roc(preds, threshold)
+    render_per_class(held, threshold)
+    if not held.has_defects:
+        render_roc(held, threshold)
     _section("Mistakes", "The most confident mistakes first: they are often labelling errors worth fixing.")
-    render_mistakes(preds, threshold, images, run_dir)
+    render_mistakes(held, threshold, images, run_dir)
     _section("What to try next")
     render_advice(advise(metrics, files["events"], files["check"], config))
     _section("Take it with you")

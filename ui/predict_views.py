@@ -17,16 +17,23 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.batch import batch_rows, batch_summary, folder_in_workspace
-from core.numbers import fmt_against
+from core.batch import (batch_rows, batch_score, batch_summary, folder_in_workspace, labels_from_folders,
+                        per_class_found, rows_csv)
+from core.numbers import fmt_against, fmt_range
 from ui.charts import TEMPLATE, plain
 from ui.common import ACCENT, GOOD, MUTED, fmt_pct, md_escape, show_error, workspace
 
-__all__ = ["model_stamp", "load_predictor", "predictor_for", "heatmap_png", "confidence_figure",
+__all__ = ["model_stamp", "load_predictor", "predictor_for", "heatmap_png", "heatmap_view", "heatmap_is_diffuse",
+           "photo_grid_rows", "flow", "HEATMAP_LEGEND", "DIFFUSE_NOTE", "confidence_figure", "sureness",
            "verdict_text", "shown_image", "Photo", "photos_from_uploads", "photos_from_paths", "render_photo_results",
-           "render_single_test", "render_batch_test", "batch_figure"]
+           "render_single_test", "render_batch_test", "render_batch_score", "batch_figure"]
 
 HEATMAP_PX = 320  # overlays are small model-sized maps; shown larger for people
+
+
+def flow() -> Any:
+    """A row that wraps: side by side on a wide screen, one under the other at 900 px (sidebar open)."""
+    return st.container(horizontal=True, wrap=True, gap="small")
 
 
 # --- the model, loaded once per (folder, version) and shared by every session ------------------
@@ -57,24 +64,78 @@ def predictor_for(run_dir: str | Path) -> Any:
         return load_predictor(model_dir, stamp)
 
 
-@st.cache_data(max_entries=1024, show_spinner=False)
-def heatmap_png(model_dir: str, stamp: float, image: str | bytes, target: str | None) -> bytes | None:
-    """PNG of the photo with "where the model looked" blended on top; None when it can't be made.
+# in plain words, shown under every set of heatmaps
+HEATMAP_LEGEND = ("Heatmaps: red and yellow mark the parts of the photo that pushed the model towards its "
+                  "answer; blue parts played little part.")
+DIFFUSE_NOTE = "The model is not looking at one place; treat this verdict with care."
+_HOT, _DIFFUSE_SHARE, _FLAT = 0.5, 0.45, 0.25
 
-    Cached per model version, photo and explained class, so paging through mistakes stays quick.
-    """
+
+def heatmap_is_diffuse(cam: Any) -> bool:
+    """Whether a heatmap (values 0..1) points at no one place: its hot area (at least half the peak) covers
+    much of the photo, or it is nearly flat. Such a map can't show what the verdict rests on."""
+    import numpy as np
+
+    cam = np.asarray(cam, dtype=float)
+    if cam.size == 0:
+        return False
+    peak, low = float(cam.max()), float(cam.min())
+    if peak - low < _FLAT:
+        return True
+    return float((cam >= low + _HOT * (peak - low)).mean()) > _DIFFUSE_SHARE
+
+
+@st.cache_data(max_entries=1024, show_spinner=False)
+def heatmap_view(model_dir: str, stamp: float, image: str | bytes, target: str | None) -> tuple[bytes | None, bool]:
+    """(PNG of the photo with "where the model looked" blended on top, whether that map is diffuse);
+    ``(None, False)`` when it can't be made. Cached per model version, photo and explained class."""
     try:
         from core.explain import explain
     except ImportError:  # heatmaps are optional: the page still works without them
-        return None
+        return None, False
     try:
-        picture, _ = explain(load_predictor(model_dir, stamp), image, target)
+        picture, cam = explain(load_predictor(model_dir, stamp), image, target)
     except Exception:  # an unreadable photo or a backbone without a map: show the photo alone
-        return None
+        return None, False
     picture = picture.resize((HEATMAP_PX, HEATMAP_PX))
     buf = io.BytesIO()
     picture.save(buf, format="PNG")
-    return buf.getvalue()
+    return buf.getvalue(), heatmap_is_diffuse(cam)
+
+
+def heatmap_png(model_dir: str, stamp: float, image: str | bytes, target: str | None) -> bytes | None:
+    """PNG of the photo with the heatmap on top, or None (see :func:`heatmap_view`)."""
+    return heatmap_view(model_dir, stamp, image, target)[0]
+
+
+def _card(path: str | None, caption: str, heat: tuple[str, float, str] | None) -> bool:
+    """One thumbnail (square, so rows line up) with its caption; returns whether its heatmap is diffuse."""
+    if path is None:
+        st.caption(f"{caption} (photo missing)")
+        return False
+    png, diffuse = heatmap_view(heat[0], heat[1], path, heat[2]) if heat else (None, False)
+    try:
+        st.image(png if png else shown_image(path, HEATMAP_PX, square=True),
+                 caption=caption + (" · spread out" if diffuse else ""), width="stretch")
+    except Exception:  # a photo changed or vanished since training: say so, keep the page
+        st.caption(f"{caption} (photo can't be read)")
+    return diffuse
+
+
+def photo_grid_rows(cards: Sequence[tuple[str | None, str, tuple[str, float, str] | None]], columns: int) -> int:
+    """Thumbnails row by row (each row its own columns, so they line up); returns how many heatmaps are diffuse.
+
+    Args:
+        cards: (photo path or None, caption, (model folder, model stamp, class to explain) or None).
+        columns: thumbnails per row.
+    """
+    diffuse = 0
+    for start in range(0, len(cards), columns):
+        cols = st.columns(columns)
+        for col, card in zip(cols, cards[start:start + columns]):
+            with col:
+                diffuse += _card(*card)
+    return diffuse
 
 
 # --- one photo's verdict ---------------------------------------------------------------------------
@@ -96,7 +157,7 @@ def confidence_figure(scores: dict[str, float], predicted: str | None, good_clas
     colors = [(GOOD if c == good_class else ACCENT) if c == predicted else MUTED for c, _ in ordered]
     fig = go.Figure(go.Bar(
         x=[v * 100 for _, v in ordered], y=[plain(c) for c, _ in ordered], orientation="h",
-        marker_color=colors, text=[f"{v:.0%}" for _, v in ordered], textposition="outside", cliponaxis=False,
+        marker_color=colors, text=[fmt_pct(v) for _, v in ordered], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
     fig.update_layout(template=TEMPLATE, height=height or 60 + 34 * len(ordered), showlegend=False,
                       margin=dict(l=10, r=40, t=10, b=10), bargap=0.3)
@@ -140,11 +201,16 @@ def render_photo_results(run_dir: str, photos: list[Photo], show_heatmaps: bool 
     return results
 
 
-def shown_image(source: bytes | str, px: int = 640) -> Any:
-    """The photo as Graft decodes it (upright, RGB, safe), shrunk for the screen."""
+def shown_image(source: bytes | str, px: int = 640, square: bool = False) -> Any:
+    """The photo as Graft decodes it (upright, RGB, safe), shrunk for the screen; ``square`` pads it to a
+    ``px`` square (shape kept) so a grid of photos of mixed shapes lines up."""
+    from PIL import ImageOps
+
     from core.images import open_rgb
 
     picture = open_rgb(source, draft=(px, px))
+    if square:
+        return ImageOps.pad(picture, (px, px), color=(241, 245, 249))
     picture.thumbnail((px, px))
     return picture
 
@@ -155,9 +221,10 @@ def _photo_card(i: int, photo: Photo, result: Any, spec: Any, model: tuple[str, 
     if result.error:
         st.warning(md_escape(result.error), icon=":material/broken_image:")
         return
-    left, middle, right = st.columns([1, 1, 1.4])
-    left.image(shown_image(photo.source), caption="The photo", width="stretch")
-    png = heatmap_png(model[0], model[1], photo.source, result.label) if model else None
+    row = flow()
+    left, middle, right = row.container(width=190), row.container(width=190), row.container(width="stretch")
+    left.image(shown_image(photo.source, HEATMAP_PX, square=True), caption="The photo", width="stretch")
+    png, diffuse = heatmap_view(model[0], model[1], photo.source, result.label) if model else (None, False)
     if png:
         middle.image(png, caption=f"Where it looked to decide '{result.label}'", width="stretch")
     elif model:
@@ -171,6 +238,10 @@ def _photo_card(i: int, photo: Photo, result: Any, spec: Any, model: tuple[str, 
     if result.defect_score is not None:
         score, threshold = fmt_against(result.defect_score, spec.threshold, digits=3)
         right.caption(f"Defect score {score}; parts are flagged from {threshold} up.")
+    if png:
+        st.caption(HEATMAP_LEGEND)
+    if diffuse:
+        st.warning(DIFFUSE_NOTE, icon=":material/blur_on:")
 
 
 def sureness(result: Any, spec: Any) -> str:
@@ -178,7 +249,7 @@ def sureness(result: Any, spec: Any) -> str:
     if spec.good_class is not None and result.label == spec.good_class and result.confidence < 0.5:
         score, threshold = fmt_against(result.defect_score, spec.threshold)  # never "0.52 is below 0.520"
         return f"defect score {score} is below the threshold {threshold}"
-    return f"{result.confidence:.0%} sure"
+    return f"{fmt_pct(result.confidence)} sure"
 
 
 # --- the Test page's two modes ------------------------------------------------------------------
@@ -247,7 +318,8 @@ def _run_batch(run_dir: str, files: list[Path], root: Path) -> list[dict[str, An
         results += predictor.predict(files[start:start + 32])
         bar.progress(min(1.0, (start + 32) / max(1, len(files))), text=f"Scored {len(results)} of {len(files)} photos")
     bar.empty()
-    return batch_rows(results, predictor.spec.good_class, root)
+    labels = labels_from_folders(files, root, predictor.spec.classes)
+    return batch_rows(results, predictor.spec.good_class, root, labels if any(labels) else None)
 
 
 def batch_figure(per_class: dict[str, int], good_class: str | None) -> go.Figure:
@@ -280,13 +352,50 @@ def render_batch_test(run_dir: str, key: str = "batch") -> list[dict[str, Any]] 
     if cache_key not in results:
         results[cache_key] = _run_batch(run_dir, files, root)
     rows = results[cache_key]
-    _batch_report(rows, predictor_for(run_dir).spec.good_class, key)
+    _batch_report(rows, predictor_for(run_dir).spec, key)
     return rows
 
 
-def _batch_report(rows: list[dict[str, Any]], good: str | None, key: str) -> None:
+def _scored_metric(col: Any, label: str, rate: dict[str, Any] | None, what: str, help_text: str) -> None:
+    if rate is None:
+        col.metric(label, "–", f"no {what} in the folders", delta_color="off", delta_arrow="off", border=True,
+                   help=help_text)
+        return
+    col.metric(label, fmt_pct(rate["value"]), f"{rate['k']} of {rate['n']} {what} · range {fmt_range(*rate['range'])}",
+               delta_color="off", delta_arrow="off", border=True, help=help_text + " 95% range shown.")
+
+
+def render_batch_score(rows: list[dict[str, Any]], classes: list[str], good: str | None) -> None:
+    """Against the labels of the class folders: accuracy, catch rate and false alarms with 95% ranges, and
+    per class how many it found ("–" for a class with no photos in the batch)."""
+    score = batch_score(rows, classes, good)
+    if not score["n"]:
+        return
+    unlabelled = sum(1 for r in rows if not r.get("problem") and r.get("label") is None)
+    st.markdown(f"**Against the class folders** · {score['n']} labelled photos"
+                + (f" ({unlabelled} in no class folder, left out)" if unlabelled else ""),
+                help="The photos sit in folders named like the model's classes, so the model's answers can be "
+                     "checked against them.")
+    row = flow()
+    cols = [row, row, row]
+    _scored_metric(cols[0], "Accuracy on this batch", score["accuracy"], "photos right",
+                   "Photos whose class the model named right.")
+    if good:
+        _scored_metric(cols[1], "Catch rate on this batch", score.get("catch_rate"), "defective parts flagged",
+                       "Defective parts (photos outside the good-class folder) the model flagged.")
+        _scored_metric(cols[2], "False alarms on this batch", score.get("false_alarm_rate"), "good parts flagged",
+                       "Good parts the model wrongly flagged.")
+    found = per_class_found(rows, classes)
+    st.dataframe(pd.DataFrame([{"Class": c, "Photos": v["n"] if v else 0,
+                                "Found": f"{fmt_pct(v['value'])} ({v['k']} of {v['n']})" if v else "–"}
+                               for c, v in found.items()]), hide_index=True, width="stretch", key="batch-per-class")
+
+
+def _batch_report(rows: list[dict[str, Any]], spec: Any, key: str) -> None:
+    good = spec.good_class
     summary = batch_summary(rows)
-    cols = st.columns(3)
+    row = flow()
+    cols = [row, row, row]
     quiet = dict(delta_color="off", delta_arrow="off", border=True)
     cols[0].metric("Photos scored", f"{summary['readable']} of {summary['photos']}", "readable photos", **quiet)
     if summary["flagged"] is not None:
@@ -294,16 +403,18 @@ def _batch_report(rows: list[dict[str, Any]], good: str | None, key: str) -> Non
         cols[1].metric("Flagged as defective", f"{summary['flagged']}", fmt_pct(share) + " of the photos", **quiet)
     cols[2].metric("Can't be read", str(summary["unreadable"]),
                    "see the Problem column" if summary["unreadable"] else "none", **quiet)
+    if any(r.get("label") for r in rows):
+        render_batch_score(rows, list(spec.classes), good)
     if summary["per_class"]:
         st.plotly_chart(batch_figure(summary["per_class"], good), width="stretch", config={"displayModeBar": False},
                         key=f"{key}-bars")
     frame = pd.DataFrame(rows)
-    shown = frame.assign(confidence=frame["confidence"] * 100)  # the CSV keeps 0..1
-    st.dataframe(shown, hide_index=True, width="stretch", column_config={
-        "photo": "Photo", "predicted": "Model says",
-        "confidence": st.column_config.ProgressColumn("Confidence", format="%.0f%%", min_value=0, max_value=100),
-        "defect_score": st.column_config.NumberColumn("Defect score", format="%.2f"),
-        "flagged": st.column_config.CheckboxColumn("Flagged"), "problem": "Problem"})
-    st.download_button("Download the results (CSV)", frame.to_csv(index=False).encode("utf-8"),
+    shown = frame.assign(confidence=[fmt_pct(v) for v in frame["confidence"]])  # the CSV keeps 0..1
+    st.dataframe(shown, hide_index=True, width="stretch", key=f"{key}-table", column_config={
+        "photo": "Photo", "verdict": "Verdict", "predicted": "Model says", "confidence": "Sure",
+        "defect_score": st.column_config.NumberColumn("Defect score", format="%.3f"),
+        "flagged": st.column_config.CheckboxColumn("Flagged"), "label": "Folder (true class)",
+        "correct": st.column_config.CheckboxColumn("Right"), "problem": "Problem"})
+    st.download_button("Download the results (CSV)", rows_csv(rows).encode("utf-8"),
                        file_name="graft-batch-results.csv", mime="text/csv", icon=":material/download:",
                        key=f"{key}-csv")

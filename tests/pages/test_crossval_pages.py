@@ -44,7 +44,10 @@ def test_pages_load_for_a_cross_validated_run(ws: Path, page: str) -> None:
     if page == "4_evaluate.py":
         m = json.loads((ws / "runs" / "cv1" / "metrics.json").read_text())
         accuracy = next(x for x in at.metric if x.label == "Accuracy")
-        assert accuracy.delta == f"{round(m['accuracy'] * m['n'])} of {m['n']} oof photos right"
+        assert accuracy.delta.startswith(f"{round(m['accuracy'] * m['n'])} of {m['n']} out-of-fold photos right")
+        # the slider moves over the out-of-fold scores, the very photos of the headline: said so
+        assert "out-of-fold scores" in at.select_slider[0].label
+        assert any("tuned on these photos: optimistic" in md.value for md in at.markdown)
         assert any("cross-validation" in c.value.replace("\\", "") for c in at.caption)  # md-escaped
         assert not any("never saw" in c.value for c in at.caption)
     if page == "3_train.py":

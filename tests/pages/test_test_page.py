@@ -12,6 +12,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from core.numbers import fmt_pct
 from tests.conftest import ROOT
 from tests.pages.tiny_run import CLASSES
 
@@ -30,6 +31,10 @@ def page(ws: Path, **state) -> AppTest:
 
 def verdicts(at: AppTest) -> list[str]:
     return [e.value for e in [*at.success, *at.error] if e.value.startswith(("Good part", "Defect"))]
+
+
+def results_table(at: AppTest):
+    return next(d.value for d in at.dataframe if "photo" in d.value.columns)
 
 
 def named_class(text: str) -> str | None:
@@ -76,11 +81,48 @@ def test_batch_folder_table_summary_and_csv(ws: Path) -> None:
     total = sum(CLASSES.values())
     scored = [m for m in at.metric if m.label == "Photos scored"]
     assert scored and scored[0].value == f"{total} of {total}"
-    table = at.dataframe[0].value
+    table = results_table(at)
     assert len(table) == total and set(table["predicted"]) <= set(CLASSES)
     flagged = [m for m in at.metric if m.label == "Flagged as defective"][0]
     assert int(flagged.value) == int((table["predicted"] != "ok").sum())
     assert any(b.label == "Download the results (CSV)" for b in at.get("download_button"))
+
+
+def test_batch_of_class_folders_is_scored_against_its_labels(ws: Path) -> None:
+    at = page(ws)
+    at.segmented_control[0].set_value("A folder in the workspace").run()
+    at.text_input[0].input("datasets/parts").run()
+    assert not at.exception
+    table = results_table(at)
+    assert list(table["label"]) == [Path(p).parts[0] for p in table["photo"]]  # the class folder is the label
+    right = int((table["predicted"] == table["label"]).sum())
+    accuracy = [m for m in at.metric if m.label == "Accuracy on this batch"][0]
+    assert accuracy.value == fmt_pct(right / len(table))
+    assert accuracy.delta.startswith(f"{right} of {len(table)} photos right · range ")
+    defects = table[table["label"] != "ok"]
+    caught = int((defects["predicted"] != "ok").sum())
+    catch = [m for m in at.metric if m.label == "Catch rate on this batch"][0]
+    assert catch.value == fmt_pct(caught / len(defects)) and "range" in catch.delta
+    good = table[table["label"] == "ok"]
+    alarms = [m for m in at.metric if m.label == "False alarms on this batch"][0]
+    assert alarms.value == fmt_pct(int((good["predicted"] != "ok").sum()) / len(good))
+    per_class = next(d.value for d in at.dataframe if "Found" in d.value.columns).set_index("Class")
+    assert per_class.loc["scratch", "Photos"] == CLASSES["scratch"]
+
+
+def test_a_class_missing_from_the_batch_shows_a_dash(ws: Path) -> None:
+    import shutil
+
+    batch = ws / "batch"
+    for c in ("ok", "scratch"):
+        shutil.copytree(ws / "datasets" / "parts" / c, batch / "wrapped" / c)  # one more folder around them
+    at = page(ws)
+    at.segmented_control[0].set_value("A folder in the workspace").run()
+    at.text_input[0].input("batch").run()
+    assert not at.exception
+    per_class = next(d.value for d in at.dataframe if "Found" in d.value.columns).set_index("Class")
+    assert per_class.loc["stain", "Found"] == "–" and per_class.loc["stain", "Photos"] == 0
+    assert per_class.loc["ok", "Photos"] == CLASSES["ok"]
 
 
 def test_batch_refuses_a_folder_outside_the_workspace(ws: Path) -> None:
@@ -100,7 +142,7 @@ def test_batch_zip_with_a_broken_photo(ws: Path) -> None:
     at = page(ws)
     at.file_uploader(key="batch-zip").set_value(("batch.zip", buf.getvalue(), "application/zip")).run()
     assert not at.exception
-    table = at.dataframe[0].value
+    table = results_table(at)
     assert len(table) == 4 and (table["problem"] != "").sum() == 1
     assert [m.value for m in at.metric if m.label == "Can't be read"] == ["1"]
 
