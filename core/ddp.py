@@ -39,7 +39,7 @@ from .runs import FINAL_STATES, RunFolder
 
 __all__ = ["World", "world", "setup", "teardown", "any_rank", "sum_all", "barrier", "main_first",
            "broadcast_module", "shard_bounds", "gather_rows", "wrap", "unwrap", "QuietRunFolder",
-           "wait_for_main", "follow_main", "linger"]
+           "wait_for_main", "follow_main", "linger", "launched_by_torchrun", "check_processes", "relaunch"]
 
 TIMEOUT_S = float(os.environ.get("GRAFT_DDP_TIMEOUT_S", 1800))  # one collective may wait this long (rank 0 decoding)
 FOLLOW_GRACE_S = 10.0  # a rank still busy this long after rank 0 ended is stuck in a collective: it ends too
@@ -276,3 +276,51 @@ def linger(run_path: str | Path, timeout_s: float = 60.0, poll_s: float = 0.5) -
     since, end = _started() - 2.0, time.monotonic() + timeout_s
     while time.monotonic() < end and _main_state(Path(run_path), since) not in FINAL_STATES:
         time.sleep(poll_s)
+
+
+def launched_by_torchrun() -> bool:
+    """Whether this process is one rank of a torchrun launch."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+
+
+def check_processes(processes: int) -> None:
+    """Raise a plain error when ``processes`` can't work on this computer (more than its GPUs)."""
+    from .errors import GraftError
+
+    if processes < 1:
+        raise GraftError("Processes must be at least 1.")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus and processes > gpus and os.environ.get("GRAFT_DEVICE", "auto") in ("auto", "cuda"):
+        raise GraftError(f"This computer has {gpus} GPU(s), so a run can use at most {gpus} processes.",
+                         hint=f"Train with --processes {gpus}.")
+
+
+def relaunch(config_file: str | Path, processes: int, resume: bool = False) -> int:
+    """Run ``python -m core train --config CONFIG`` on ``processes`` DDP ranks through torchrun; its exit code.
+
+    torchrun (``torch.distributed.run``, part of torch) starts the ranks on this computer
+    (``--standalone``: a free port, nothing to set up) and ends them all when one fails. A SIGTERM
+    to this process is passed on to torchrun, which passes it on to every rank.
+    """
+    import signal
+    import subprocess
+    import sys
+
+    check_processes(processes)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+           "-m", "core", "train", "--config", str(config_file), "--executor", "local"]
+    cmd += ["--resume"] if resume else []
+    proc = subprocess.Popen(cmd, env={**os.environ, "GRAFT_DDP_PARENT": "1"})  # the ranks leave reporting to us
+
+    def forward(signum: int, frame: object) -> None:
+        proc.send_signal(signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, forward)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        return proc.wait()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
