@@ -246,25 +246,23 @@ def wait_for_main(run_path: str | Path, poll_s: float = 0.5) -> bool:
         time.sleep(poll_s)
 
 
-def follow_main(run_path: str | Path, poll_s: float = 1.0) -> threading.Thread:
-    """On a rank other than 0: end this process soon after rank 0 has ended its run.
+def follow_main(run_path: str | Path, poll_s: float = 1.0) -> threading.Event:
+    """On a rank other than 0: end this process soon after rank 0 has ended its run; set the event returned
+    once this rank's own part of the run is over.
 
     Rank 0 can end on its own (a stop or an error while decoding, say) while the others wait in a
     collective that would only time out after :data:`TIMEOUT_S`; they follow it out instead.
     """
-    since = _started() - 2.0
+    since, done = _started() - 2.0, threading.Event()
 
     def watch() -> None:
-        while True:
+        while not done.wait(poll_s):
             state = _main_state(Path(run_path), since)
-            if state in FINAL_STATES:
-                time.sleep(FOLLOW_GRACE_S)
+            if state in FINAL_STATES and not done.wait(FOLLOW_GRACE_S):
                 os._exit(0 if state in ("done", "stopped") else 1)
-            time.sleep(poll_s)
 
-    thread = threading.Thread(target=watch, daemon=True, name="graft-follow-rank0")
-    thread.start()
-    return thread
+    threading.Thread(target=watch, daemon=True, name="graft-follow-rank0").start()
+    return done
 
 
 def linger(run_path: str | Path, timeout_s: float = 60.0, poll_s: float = 0.5) -> None:

@@ -73,10 +73,11 @@ def train_run(config: RunConfig, resume: bool = False) -> str:
 def _train_other_rank(config: RunConfig, resume: bool) -> str:
     """A DDP rank other than 0: the same training as rank 0, which alone writes the run folder."""
     run = ddp.QuietRunFolder(config.out)
+    if not ddp.wait_for_main(run.path):  # rank 0 ended while queued
+        ddp.teardown()
+        return "stopped"
+    followed = ddp.follow_main(run.path)
     try:
-        if not ddp.wait_for_main(run.path):  # rank 0 ended while queued
-            return "stopped"
-        ddp.follow_main(run.path)
         state, _ = _train(config, run, StopWatcher(run).install(), resume)
         return state
     except StopRequested:
@@ -85,6 +86,7 @@ def _train_other_rank(config: RunConfig, resume: bool) -> str:
         ddp.linger(run.path)
         raise
     finally:
+        followed.set()
         ddp.teardown()
 
 
@@ -213,7 +215,7 @@ def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool
     fitted = fitter.fit(prep.splits, resume=resume,
                         feature_progress=_progress(run, "features", "Computing features", stopper))
     if not ddp.world().is_main:  # rank 0 scores and packages the model
-        return "done", ""
+        return _rank_state(fitted)
     return _end_split(config, run, fitter, fitted, prep, prep.splits, settings)
 
 
@@ -242,7 +244,7 @@ def _train_crossval(config: RunConfig, run: RunFolder, stopper: StopWatcher, pre
     cv = run_crossval(config, prep, fitter, run, stopper, config.folds, resume=resume,
                       feature_progress=_progress(run, "features", "Computing features", stopper))
     if not ddp.world().is_main:  # rank 0 scores and packages the model
-        return "done", ""
+        return _rank_state(cv.stopped_fitted or cv.final)
     if cv.stopped_fold:
         fitted, k = cv.stopped_fitted, cv.stopped_fold
         words = (f"Stopped on request during fold {k} of {cv.folds} after {len(fitted.result.history)} epoch(s); "
@@ -263,6 +265,13 @@ def _train_crossval(config: RunConfig, run: RunFolder, stopper: StopWatcher, pre
                                             f"{cv.final_epochs} epoch(s); that model was kept, but the numbers "
                                             f"describe models trained {cv.final_epochs} epochs. Resume to finish.")
     return "done", _message(outcome)
+
+
+def _rank_state(fitted: Fitted | None) -> tuple[str, str]:
+    """How a DDP rank other than 0 ended its fit (it leaves the files and the message to rank 0)."""
+    if fitted is None or fitted.diverged:
+        return "failed", ""
+    return ("stopped" if fitted.result and fitted.result.stopped else "done"), ""
 
 
 def _message(outcome: Outcome, note: str = "") -> str:
