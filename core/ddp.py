@@ -170,9 +170,10 @@ def gather_rows(part: torch.Tensor, n: int) -> torch.Tensor:
 def wrap(model: nn.Module, multi_task: bool = False) -> nn.Module:
     """``model`` in DistributedDataParallel while it has trainable weights, else ``model`` itself.
 
-    Frozen weights (``requires_grad`` off) are left out of DDP's gradient averaging; ``find_unused_parameters``
-    is on when part of the trunk is frozen or there are several heads (a batch without a task's labels
-    gives its head no gradient on that rank). Call again when the trainable set changes.
+    DDP leaves frozen weights (``requires_grad`` off) out of its gradient averaging, so a wrapper made
+    for the current trainable set needs no ``find_unused_parameters`` for a frozen trunk; call this
+    again when the set changes (progressive unfreezing). It is on with several heads: a batch without
+    a task's labels gives that head no gradient on that rank.
     """
     if not world().active:
         return model
@@ -180,10 +181,8 @@ def wrap(model: nn.Module, multi_task: bool = False) -> nn.Module:
     if not any(p.requires_grad for p in params):
         return model
     gc.collect()  # an earlier wrapper's gradient hooks go with it before the new one hooks in
-    partial = not all(p.requires_grad for p in params)
     device_ids = [torch.cuda.current_device()] if dist.get_backend() == "nccl" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
-                                               find_unused_parameters=partial or multi_task)
+    return nn.parallel.DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=multi_task)
 
 
 def unwrap(model: nn.Module) -> nn.Module:

@@ -52,6 +52,7 @@ class Trainer:
         self.callbacks = callbacks
         self.net: torch.nn.Module = model  # what trains: the model, or its DDP wrapper (core/ddp.py)
         self._wrapped_for: int | None = None  # the trainable trunk groups the wrapper was made for
+        self.scaler = runtime.grad_scaler()  # loss scaling in fp16 (older GPUs); a pass-through otherwise
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
         self.epochs = max(1, recipe.epochs)  # a recipe without training epochs still reports one record
         self.epoch = 0
@@ -91,8 +92,9 @@ class Trainer:
             if ddp.any_rank(not torch.isfinite(loss)):  # every rank ends the fit together
                 raise Diverged(f"loss became {loss.item()} in epoch {self.epoch + 1}")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.step += 1
             first = self.tasks[0].name
             seen += len(x)
