@@ -41,7 +41,7 @@ __all__ = ["World", "world", "setup", "teardown", "any_rank", "sum_all", "barrie
            "broadcast_module", "shard_bounds", "gather_rows", "wrap", "unwrap", "QuietRunFolder",
            "wait_for_main", "follow_main", "linger", "launched_by_torchrun", "check_processes", "relaunch"]
 
-TIMEOUT_S = float(os.environ.get("GRAFT_DDP_TIMEOUT_S", 1800))  # one collective may wait this long (rank 0 decoding)
+TIMEOUT_S = float(os.environ.get("GRAFT_DDP_TIMEOUT_S", "1800"))  # one collective may wait this long (rank 0 decoding)
 FOLLOW_GRACE_S = 10.0  # a rank still busy this long after rank 0 ended is stuck in a collective: it ends too
 
 
