@@ -29,6 +29,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "memory": ("memory", "memory"),
     "crossval": ("crossval", "features"),  # issue 9: what K-fold cross-validation costs
     "real": ("realphotos", "real"),
+    "ddp": ("ddp", "ddp"),  # issue 13: one run on 1 vs 2 DDP processes
 }
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "RealCfg", "Profile",
-           "PROFILES"]
+__all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "RealCfg", "DdpCfg",
+           "Profile", "PROFILES"]
 
 STRATEGIES: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive", "multi-task", "scratch")
 
@@ -130,6 +130,19 @@ class RealCfg:
 
 
 @dataclass(frozen=True)
+class DdpCfg:
+    """One run on 1 vs 2 DDP processes (issue 13): the CPU here, 2 GPUs when present."""
+
+    backbone: str = "resnet18"
+    size: int = 128
+    per_class: int = 40
+    batch: int = 32
+    epochs: int = 4
+    strategy: str = "scratch"
+    repeats: int = 2
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     speed: SpeedCfg = field(default_factory=SpeedCfg)
@@ -139,6 +152,7 @@ class Profile:
     transfer: TransferCfg = field(default_factory=TransferCfg)
     memory: MemoryCfg = field(default_factory=MemoryCfg)
     real: RealCfg = field(default_factory=RealCfg)
+    ddp: DdpCfg = field(default_factory=DdpCfg)
 
 
 FULL = Profile("full")
@@ -155,6 +169,7 @@ QUICK = Profile(
     real=RealCfg(shots=(5, 20), seeds=(0,), test_per_class=30, image_size=128, random_methods=("fine-tune",),
                  cheap_methods=("probe", "feature-extraction"), curve_methods=(),
                  bottle_methods=("probe", "feature-extraction", "fine-tune"), epochs=6, plain_epochs=6, workers=2),
+    ddp=DdpCfg(per_class=24, epochs=3, repeats=1),
 )
 
 TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meaningless
@@ -170,6 +185,7 @@ TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meani
     real=RealCfg(shots=(2,), goal_shots=2, seeds=(0,), test_per_class=2, image_size=32,
                  methods=("probe", "plain", "feature-extraction", "fine-tune"), random_methods=(),
                  bottle_methods=("probe", "fine-tune"), epochs=1, plain_epochs=1, workers=1),
+    ddp=DdpCfg(backbone="test_resnet", size=32, per_class=6, batch=4, epochs=2, repeats=0),  # 0: skipped (torchrun start-up)
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (FULL, QUICK, TINY)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -39,6 +40,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="squash the whole photo to a square, or pad it (keeps shapes); default from the photos' shapes")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint "
                    "(cross-validation: from its last finished fold)")
+    p.add_argument("--processes", type=int, default=None,
+                   help="train this one run on N processes of this computer (one per GPU) with torch DDP, "
+                        "through torchrun; recorded in the config as extra.processes (docs/scale-out.md)")
     _add_executor_options(p)
     p.add_argument("--follow", action="store_true",
                    help="with --executor ray: follow the run's job again (e.g. after this computer restarted)")
@@ -144,6 +148,8 @@ def _train_config(args: argparse.Namespace):
                  if getattr(args, k) is not None}
     if args.out and args.config:
         overrides["out"] = args.out
+    if getattr(args, "processes", None) is not None:
+        overrides["extra"] = {**config.extra, "processes": args.processes}
     return config.replace(**overrides) if overrides else config
 
 
@@ -169,6 +175,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         code = executor.follow(Path(config.out))
     else:
         code = executor.run(config, resume=args.resume)
+    if os.environ.get("RANK", "0") != "0" or os.environ.get("GRAFT_DDP_PARENT"):  # DDP: one report, not N
+        return code
     status = read_status(config.out)
     print(f"{status.get('state')}: {status.get('message', '')}")
     if code == 2 and executor.name != "local":  # the run's own user error, reported like a local one

@@ -33,6 +33,7 @@ import numpy as np
 
 from .callbacks import EventWriter, StopWatcher
 from .config import RunConfig
+from .ddp import world
 from .errors import GraftError
 from .jsonio import read_json, write_json_atomic
 from .metrics import choose_threshold
@@ -172,7 +173,7 @@ def run_crossval(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: Run
     folds = max(assignment)
     key = _key(config, prep, assignment)
     store = Path(run.path) / CROSSVAL_DIR
-    if not resume and store.exists():
+    if not resume and store.exists() and world().is_main:  # only DDP rank 0 writes the run folder
         shutil.rmtree(store)  # a fresh run in an old folder starts over
     cv = CrossVal(folds, assignment)
     clock = _Clock(folds, len(prep.ds.samples))
@@ -208,8 +209,9 @@ def _fit_fold(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: RunFol
         cv.stopped_fold, cv.stopped_fitted, cv.stopped_splits = fold, fitted, splits
         return False
     result = _fold_result(fold, splits, fitted, prep, clock.finish_fold(fitted.result))
-    store.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(store / f"fold-{fold}.json", result.to_json(key))
+    if world().is_main:
+        store.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(store / f"fold-{fold}.json", result.to_json(key))
     cv.results.append(result)
     run.emit("fold", stage="fold", fold=fold, folds=cv.folds, state="done", best_epoch=result.best_epoch,
              epochs_run=result.epochs_run, seconds=result.seconds, eta_s=clock.eta(None))

@@ -102,7 +102,7 @@ def select_runtime(prefer: str = "auto", precision: str = "auto") -> Runtime:
     else:
         device = torch.device("cpu")
         auto = "bf16" if cpu_supports_bf16() else "fp32"
-    threads = physical_cores()
+    threads = max(1, physical_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))  # torchrun: cores shared
     if device.type == "cpu":
         torch.set_num_threads(threads)
     return Runtime(device=device, precision=auto if precision == "auto" else precision, threads=threads)

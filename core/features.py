@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from . import ddp
 from .augment import dihedral, to_model_input
 from .datasets import cache_root
 from .device import Runtime
@@ -40,11 +41,24 @@ def _key(trunk: torch.nn.Module, images: np.ndarray, index: np.ndarray | None, v
     return key
 
 
+def _load(path) -> torch.Tensor | None:
+    if not path.exists():
+        return None
+    try:
+        return load_file(str(path))["features"]
+    except Exception:  # a damaged cache file is rebuilt, never trusted
+        path.unlink(missing_ok=True)
+        return None
+
+
 @torch.inference_mode()
 def extract_features(trunk: torch.nn.Module, images: np.ndarray, mean: list[float], std: list[float],
                      runtime: Runtime, batch_size: int = 64, progress: ProgressFn | None = None,
                      index: np.ndarray | None = None, view: str = "") -> torch.Tensor:
     """Pooled trunk features (float32, N x D), from the disk cache when possible.
+
+    Under DDP (:mod:`core.ddp`) every rank computes one block of the photos and the blocks are
+    gathered, so each rank does 1/N of the pass; rank 0 writes the cache file.
 
     Args:
         index: only these images (in this order); default all of them.
@@ -52,15 +66,27 @@ def extract_features(trunk: torch.nn.Module, images: np.ndarray, mean: list[floa
     """
     key = _key(trunk, images, index, view, runtime.precision)
     path = cache_root() / "features" / f"{key}.safetensors"
-    if path.exists():
-        try:
-            return load_file(str(path))["features"]
-        except Exception:  # a damaged cache file is rebuilt, never trusted
-            path.unlink(missing_ok=True)
+    cached = _load(path)
+    if not ddp.any_rank(cached is None):  # every rank has it (one process: it is there)
+        return cached
+    order = np.arange(len(images)) if index is None else np.asarray(index, dtype=np.int64)
+    a, b = ddp.shard_bounds(len(order))[ddp.world().rank]
+    part = _compute(trunk, images, mean, std, runtime, order[a:b], batch_size, progress, view, scale=len(order))
+    feats = ddp.gather_rows(part, len(order))
+    if ddp.world().is_main:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        save_file({"features": feats.contiguous()}, str(tmp))
+        tmp.replace(path)
+    return feats
+
+
+def _compute(trunk: torch.nn.Module, images: np.ndarray, mean: list[float], std: list[float], runtime: Runtime,
+             order: np.ndarray, batch_size: int, progress: ProgressFn | None, view: str, scale: int) -> torch.Tensor:
+    """Features of ``images[order]``; progress is reported as a share of ``scale`` photos (all ranks' work)."""
     trunk.eval()
     m, s = torch.tensor(mean, device=runtime.device), torch.tensor(std, device=runtime.device)
     out, t0 = [], time.monotonic()
-    order = np.arange(len(images)) if index is None else np.asarray(index, dtype=np.int64)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         u8 = np.asarray(images[np.sort(chunk)])[np.argsort(np.argsort(chunk))]  # sorted reads from a memmap
@@ -71,10 +97,5 @@ def extract_features(trunk: torch.nn.Module, images: np.ndarray, mean: list[floa
         if progress:
             done = min(start + batch_size, len(order))
             rate = done / max(time.monotonic() - t0, 1e-9)
-            progress(done, len(order), (len(order) - done) / rate)
-    feats = torch.cat(out) if out else torch.zeros(0, feature_width(trunk))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"features": feats.contiguous()}, str(tmp))
-    tmp.replace(path)
-    return feats
+            progress(round(done * scale / len(order)), scale, (len(order) - done) / rate)
+    return torch.cat(out) if out else torch.zeros(0, feature_width(trunk))

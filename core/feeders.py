@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .augment import augment, to_model_input
+from .ddp import world
 from .device import Runtime
 from .model import GraftModel
 
@@ -20,7 +21,11 @@ class _Feeder:
     def __init__(self, splits: dict[str, list[int]], targets: Targets, batch_size: int, runtime: Runtime,
                  seed: int) -> None:
         self.splits, self.targets, self.batch_size, self.runtime = splits, targets, batch_size, runtime
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed)  # shuffles: the same order on every DDP rank
+        w = world()
+        self.rank, self.ranks = w.rank, w.size
+        # augmentation draws differ per rank (one process keeps the single stream it always had)
+        self.aug_generator = self.generator if w.size == 1 else torch.Generator().manual_seed(seed + 7919 * w.rank)
 
     def size(self, split: str) -> int:
         return len(self.splits[split])
@@ -39,11 +44,19 @@ class _Feeder:
         return {t: torch.from_numpy(v[idx]).to(dev) for t, v in self.targets.items()}
 
     def batches(self, split: str, train: bool) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor], np.ndarray]]:
+        """Batches of ``split`` (shuffled when ``train``).
+
+        Under DDP a training batch is this rank's share of the global batch (every N-th photo of it,
+        like torch's DistributedSampler), so N ranks see the same global batches as one process;
+        scoring batches are whole on every rank.
+        """
         idx = self._order(split, shuffle=train)
         for start in range(0, len(idx), self.batch_size):
             chunk = idx[start:start + self.batch_size]
-            if train and len(chunk) == 1 and len(idx) > 1:
-                continue  # a batch of one breaks BatchNorm's statistics
+            if train and len(chunk) < 2 * self.ranks and len(idx) > 1:
+                continue  # a batch of one (per rank) breaks BatchNorm's statistics
+            if train and self.ranks > 1:
+                chunk = chunk[self.rank::self.ranks]
             yield self._x(chunk, train), self._y(chunk), chunk
 
 
@@ -62,7 +75,7 @@ class ImageFeeder(_Feeder):
         u8 = np.empty((len(idx), *self.images.shape[1:]), dtype=np.uint8)
         u8[order] = self.images[idx[order]]
         x = to_model_input(torch.from_numpy(u8).to(self.runtime.device), self.mean, self.std)
-        return augment(x, self.generator) if train else x
+        return augment(x, self.aug_generator) if train else x
 
     def forward(self, model: GraftModel, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return model(x)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from . import ddp
 from .augment import VIEWS
 from .backbones import build, data_config, native_size, parse_start
 from .callbacks import EventWriter, StopWatcher
@@ -182,7 +183,10 @@ class Fitter:
         if not np.isfinite(x).all():
             raise Diverged("the start weights give non-finite features")
         targets = {name: y[photos] for name, y in self.prep.targets.items()}
-        return probe_heads(model, self.prep.tasks, x, targets, photos, seed=self.config.seed)
+        chosen = probe_heads(model, self.prep.tasks, x, targets, photos, seed=self.config.seed) \
+            if ddp.world().is_main else {}
+        ddp.broadcast_module(model.heads)  # under DDP the regression runs once, on rank 0
+        return chosen
 
     def fit(self, splits: Splits, *, epochs: int | None = None, callbacks: list[Any] | None = None,
             checkpoint: bool = True, resume: bool = False, feature_progress: ProgressFn | None = None) -> Fitted:
@@ -235,7 +239,7 @@ class Fitter:
                  callbacks: list[Any] | None, checkpoint: bool, recipe: Recipe) -> Trainer:
         optimizer = make_optimizer(model, recipe)
         callbacks = list(callbacks) if callbacks is not None else [self.stopper, EventWriter(self.run)]
-        if checkpoint:
+        if checkpoint and ddp.world().is_main:  # only rank 0 writes the run folder
             callbacks.append(Checkpointer(self.run.path))
         weights = class_weights(self.prep.targets, self.prep.tasks, splits["train"])
         return Trainer(model, feeder, self.prep.tasks, recipe, optimizer, self.runtime, weights, callbacks)

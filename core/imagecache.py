@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from .datasets import cache_root
+from .ddp import main_first
 from .device import physical_cores
 from .parallel import ProgressFn, imap_progress
 from .preprocess import Preprocessing, model_pixels
@@ -48,8 +49,14 @@ def decoded_images(paths: list[str], hashes: list[str], size: int, progress: Pro
 
     Each photo goes through :func:`core.preprocess.model_pixels` (default: ``Preprocessing(size)``,
     the whole photo squashed). The array is stored under the cache folder and reused by later runs
-    on the same photos.
+    on the same photos. Under DDP rank 0 decodes and the other ranks then read its cache file.
     """
+    with main_first():
+        return _decoded(paths, hashes, size, progress, prep)
+
+
+def _decoded(paths: list[str], hashes: list[str], size: int, progress: ProgressFn | None,
+             prep: Preprocessing | None) -> np.ndarray:
     prep = prep or Preprocessing(size)
     target = cache_root() / "images" / f"{cache_key(paths, hashes, size, prep.cache_tag())}_{size}.npy"
     nbytes = len(paths) * size * size * 3

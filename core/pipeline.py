@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import ddp
 from .callbacks import StopRequested, StopWatcher
 from .check import CheckReport, check_dataset
 from .checkpoint import has_checkpoint
@@ -55,9 +56,41 @@ class Prepared:
 def train_run(config: RunConfig, resume: bool = False) -> str:
     """Run training in ``config.out`` and return the final state (done, stopped or failed).
 
+    Under ``torchrun`` every process calls this; rank 0 runs the run folder and the others only
+    help train (:mod:`core.ddp`).
+
     Raises:
         GraftError: after recording it in ``status.json``, for the CLI to print.
     """
+    if not ddp.setup().is_main:
+        return _train_other_rank(config, resume)
+    try:
+        return _train_main(config, resume)
+    finally:
+        ddp.teardown()
+
+
+def _train_other_rank(config: RunConfig, resume: bool) -> str:
+    """A DDP rank other than 0: the same training as rank 0, which alone writes the run folder."""
+    run = ddp.QuietRunFolder(config.out)
+    if not ddp.wait_for_main(run.path):  # rank 0 ended while queued
+        ddp.teardown()
+        return "stopped"
+    followed = ddp.follow_main(run.path)
+    try:
+        state, _ = _train(config, run, StopWatcher(run).install(), resume)
+        return state
+    except StopRequested:
+        return "stopped"
+    except Exception:  # e.g. the data's GraftError: rank 0 meets it too and records it before this rank ends
+        ddp.linger(run.path)
+        raise
+    finally:
+        followed.set()
+        ddp.teardown()
+
+
+def _train_main(config: RunConfig, resume: bool) -> str:
     run = RunFolder(config.out)
     run.path.mkdir(parents=True, exist_ok=True)
     run.write_config(config)
@@ -112,7 +145,8 @@ def prepare(config: RunConfig, run: RunFolder, stopper: StopWatcher | None = Non
     """Load, check and split the dataset; work out the tasks."""
     ds = load_dataset(config.data)
     report = check_dataset(ds, progress=_progress(run, "check", "Checking photos", stopper))
-    write_json_atomic(run.path / "check.json", report.to_dict())
+    if ddp.world().is_main:  # only rank 0 writes the run folder
+        write_json_atomic(run.path / "check.json", report.to_dict())
     if not report.ok:
         raise GraftError(report.problems[0])
     readable = [s for s in ds.samples if s.rel in report.hashes]
@@ -180,6 +214,8 @@ def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool
         return _train_crossval(config, run, stopper, prep, fitter, settings, resume)
     fitted = fitter.fit(prep.splits, resume=resume,
                         feature_progress=_progress(run, "features", "Computing features", stopper))
+    if not ddp.world().is_main:  # rank 0 scores and packages the model
+        return _rank_state(fitted)
     return _end_split(config, run, fitter, fitted, prep, prep.splits, settings)
 
 
@@ -207,6 +243,8 @@ def _train_crossval(config: RunConfig, run: RunFolder, stopper: StopWatcher, pre
     """K folds, then the final model; a stop keeps the fold in progress as a one-split result."""
     cv = run_crossval(config, prep, fitter, run, stopper, config.folds, resume=resume,
                       feature_progress=_progress(run, "features", "Computing features", stopper))
+    if not ddp.world().is_main:  # rank 0 scores and packages the model
+        return _rank_state(cv.stopped_fitted or cv.final)
     if cv.stopped_fold:
         fitted, k = cv.stopped_fitted, cv.stopped_fold
         words = (f"Stopped on request during fold {k} of {cv.folds} after {len(fitted.result.history)} epoch(s); "
@@ -227,6 +265,13 @@ def _train_crossval(config: RunConfig, run: RunFolder, stopper: StopWatcher, pre
                                             f"{cv.final_epochs} epoch(s); that model was kept, but the numbers "
                                             f"describe models trained {cv.final_epochs} epochs. Resume to finish.")
     return "done", _message(outcome)
+
+
+def _rank_state(fitted: Fitted | None) -> tuple[str, str]:
+    """How a DDP rank other than 0 ended its fit (it leaves the files and the message to rank 0)."""
+    if fitted is None or fitted.diverged:
+        return "failed", ""
+    return ("stopped" if fitted.result and fitted.result.stopped else "done"), ""
 
 
 def _message(outcome: Outcome, note: str = "") -> str:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
+from . import ddp
 from .device import Runtime
 from .feeders import ImageFeeder, FeatureFeeder
 from .model import GraftModel, Task, freeze_trunk, recalibrate_batchnorm, set_train_mode, unfreeze_top
@@ -49,6 +50,9 @@ class Trainer:
         self.model, self.feeder, self.tasks, self.recipe = model, feeder, tasks, recipe
         self.optimizer, self.runtime, self.class_weights = optimizer, runtime, class_weights
         self.callbacks = callbacks
+        self.net: torch.nn.Module = model  # what trains: the model, or its DDP wrapper (core/ddp.py)
+        self._wrapped_for: int | None = None  # the trainable trunk groups the wrapper was made for
+        self.scaler = runtime.grad_scaler()  # loss scaling in fp16 (older GPUs); a pass-through otherwise
         self.base_lrs = [g["lr"] for g in optimizer.param_groups]
         self.epochs = max(1, recipe.epochs)  # a recipe without training epochs still reports one record
         self.epoch = 0
@@ -79,26 +83,31 @@ class Trainer:
     def train_one_epoch(self) -> dict[str, float]:
         set_train_mode(self.model, freeze_bn=self.recipe.freeze_bn)
         n_batches, seen, loss_sum, correct, t0 = self.feeder.n_batches("train"), 0, 0.0, 0, time.monotonic()
+        ranks = ddp.world().size
         for b, (x, y, _) in enumerate(self.feeder.batches("train", train=True)):
             self._set_lr(n_batches)
             with self.runtime.autocast():
-                logits = self.feeder.forward(self.model, x)
+                logits = self.feeder.forward(self.net, x)
             loss = self.loss(logits, y)
-            if not torch.isfinite(loss):
+            if ddp.any_rank(not torch.isfinite(loss)):  # every rank ends the fit together
                 raise Diverged(f"loss became {loss.item()} in epoch {self.epoch + 1}")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
             self.step += 1
             first = self.tasks[0].name
             seen += len(x)
             loss_sum += loss.item() * len(x)
             correct += int((logits[first].argmax(1) == y[first]).sum())
-            info = {"batch": b + 1, "batches": n_batches, "seen": seen, "loss": loss_sum / seen,
-                    "images_per_s": seen / max(time.monotonic() - t0, 1e-9)}
+            info = {"batch": b + 1, "batches": n_batches, "seen": seen * ranks, "loss": loss_sum / seen,
+                    "images_per_s": seen * ranks / max(time.monotonic() - t0, 1e-9)}
             self.fire("on_batch_end", info)
+            if ranks > 1 and ddp.any_rank(self.should_stop):  # rank 0 watches the stop file; any rank may get SIGTERM
+                self.should_stop, self.stop_reason = True, self.stop_reason or "stopped on request"
             if self.should_stop:
                 break
+        seen, loss_sum, correct = ddp.sum_all(seen, loss_sum, correct)  # the epoch over every rank's share
         return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
                 "images_per_s": seen / max(time.monotonic() - t0, 1e-9)}
 
@@ -161,6 +170,11 @@ class Trainer:
     def _apply_schedule(self, epoch: int) -> None:
         freeze_trunk(self.model)
         unfreeze_top(self.model, self.recipe.groups_at(epoch))
+        groups = self.recipe.groups_at(epoch)
+        if ddp.world().active and self.recipe.epochs > 0 and groups != self._wrapped_for:
+            self.net = self.model  # the old wrapper goes before a new one hooks the new trainable set
+            self.net = ddp.wrap(self.model, multi_task=len(self.tasks) > 1)
+            self._wrapped_for = groups
 
     def fit(self, start_epoch: int = 0) -> FitResult:
         """Train the recipe's epochs and keep the last weights.

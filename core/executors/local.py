@@ -44,7 +44,14 @@ class LocalExecutor:
         """Train in this process; 0 when the run ended done or stopped, else 1."""
         from ..pipeline import train_run  # torch: only when training here
 
-        RunFolder(config.out).path.mkdir(parents=True, exist_ok=True)
+        run = RunFolder(config.out)
+        run.path.mkdir(parents=True, exist_ok=True)
+        processes = int(config.extra.get("processes") or 1)
+        if processes > 1:
+            from ..ddp import launched_by_torchrun
+
+            if not launched_by_torchrun():  # one run on several GPUs: the same command on each, by torchrun
+                return _ddp_run(config, run, processes, resume)
         state = train_run(config, resume=resume)
         return 0 if state in ("done", "stopped") else 1
 
@@ -53,3 +60,19 @@ class LocalExecutor:
 
     def live_status(self, run_dir: Path, status: dict[str, Any]) -> dict[str, Any]:
         return local_live_status(status)
+
+
+def _ddp_run(config: RunConfig, run: RunFolder, processes: int, resume: bool) -> int:
+    """Train on ``processes`` DDP ranks (core/ddp.py); exit codes as for one process (2: the data's problem)."""
+    from ..ddp import relaunch
+    from ..errors import GraftError
+    from ..runs import read_status
+
+    run.write_config(config)
+    code = relaunch(run.config_file, processes, resume=resume)
+    status = read_status(run.path)
+    if status.get("state") in ("done", "stopped"):
+        return 0
+    if status.get("state") == "failed" and not (run.path / "error.txt").exists():
+        raise GraftError(str(status.get("message", "")))  # a user error, printed as one line (exit 2)
+    return code or 1
