@@ -28,6 +28,9 @@ STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
                           "once, so each question helps the other."),
     Strategy.SCRATCH: ("From scratch", "Ignores pretraining and learns everything from your photos alone: only for "
                        "very large datasets or very unusual images."),
+    Strategy.ANOMALY: ("Good parts only (anomaly detection)", "Learns what good parts look like from photos of good "
+                       "parts alone, and flags anything that looks different, even defects nobody photographed. "
+                       "Needs no defect photos."),
 }
 START_TEXT = {"imagenet": "ImageNet pretrained", "run": "An earlier model of yours", "file": "A weights file",
               "scratch": "From scratch (no pretraining)"}
