@@ -44,7 +44,7 @@ class AnomalyPredictor(Predictor):
         """Raw nearest-neighbour distances per patch, (N, h, w), for a uint8 (N, S, S, 3) batch."""
         x = to_model_input(torch.from_numpy(np.ascontiguousarray(arrays)).to(self.runtime.device), self.mean, self.std)
         with self.runtime.autocast():
-            feats = self.extractor(x).float()
+            feats = self.extractor(x).half().float()  # float16 like the training patches, so scores match the run
         n, d, h, w = feats.shape
         dist = nearest_distance(feats.permute(0, 2, 3, 1).reshape(-1, d), self.bank)
         return dist.view(n, h, w).cpu().numpy()
