@@ -29,6 +29,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "memory": ("memory", "memory"),
     "crossval": ("crossval", "features"),  # issue 9: what K-fold cross-validation costs
     "real": ("realphotos", "real"),
+    "anomaly": ("anomaly", "anomaly"),  # issue 11: good parts only (anomaly detection) on MVTec bottle
 }
 
 

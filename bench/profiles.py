@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "RealCfg", "Profile",
+__all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "RealCfg", "AnomalyCfg", "Profile",
            "PROFILES"]
 
 STRATEGIES: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive", "multi-task", "scratch")
@@ -127,6 +127,18 @@ class RealCfg:
 
 
 @dataclass(frozen=True)
+class AnomalyCfg:
+    """8. Good parts only (anomaly detection) on MVTec bottle with the shared ImageNet weights."""
+
+    backbone: str = "mobilenetv2_100"
+    weights: str = "weights/mobilenetv2_100_imagenet.safetensors"  # under the shared folder
+    size: int = 224
+    train_photos: int = 200
+    batch: int = 32
+    predict_n: int = 20
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     speed: SpeedCfg = field(default_factory=SpeedCfg)
@@ -136,6 +148,7 @@ class Profile:
     transfer: TransferCfg = field(default_factory=TransferCfg)
     memory: MemoryCfg = field(default_factory=MemoryCfg)
     real: RealCfg = field(default_factory=RealCfg)
+    anomaly: AnomalyCfg = field(default_factory=AnomalyCfg)
 
 
 FULL = Profile("full")
@@ -167,6 +180,7 @@ TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meani
     real=RealCfg(shots=(2,), goal_shots=2, seeds=(0,), test_per_class=2, image_size=32,
                  methods=("probe", "plain", "feature-extraction", "fine-tune"), random_methods=(),
                  bottle_methods=("probe", "fine-tune"), epochs=1, plain_epochs=1, workers=1),
+    anomaly=AnomalyCfg(size=64, train_photos=20, batch=4, predict_n=2),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (FULL, QUICK, TINY)}
