@@ -42,7 +42,7 @@ __all__ = ["PatchFeatures", "patch_stages", "patch_features", "coreset_size", "g
 
 DEFAULT_FALSE_ALARM_TARGET = 0.01  # about 1 in 100 good parts sent for a second look
 DEFECT = "defect"  # the one defect class of an anomaly model: every class but the good one
-PROJECTION_DIMS = 64  # the coreset is chosen on a random projection (distances kept, Johnson-Lindenstrauss)
+PROJECTION_DIMS = 32  # the coreset is chosen on a random projection (distances kept, Johnson-Lindenstrauss)
 GROUP_ROWS = 5000  # rows per group in the first level of the coreset (its cost grows with this)
 BANK_TARGET = 2500  # the bank size aimed at, kept to 1-10% of the patches (search cost grows with it)
 SMOOTH_SIGMA = 4.0  # the heatmap's Gaussian, in pixels of a 224 px photo (PatchCore's sigma)
@@ -132,40 +132,43 @@ def greedy_coreset(x: torch.Tensor, k: int, seed: int = 0, progress: ProgressFn 
     minutes, on a CPU: the rows are dealt into groups of about :data:`GROUP_ROWS`, every group picks
     its own farthest-point rows (all groups in one batched step), and a final greedy pass picks ``k``
     of their union. A stop request (``should_stop``) ends the first level early; the rows picked so far
-    still make a valid, smaller coreset.
+    still make a valid, smaller coreset. The loop runs in NumPy: its thousands of small steps were 2x
+    faster than single-threaded torch and 20-50x faster than two torch threads on a busy 2-core CPU.
     """
-    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
     dims = min(PROJECTION_DIMS, x.shape[1])
-    proj = torch.randn(x.shape[1], dims, generator=gen) / math.sqrt(dims)
-    z = torch.cat([(x[i:i + 65536].float() @ proj) for i in range(0, len(x), 65536)])
+    proj = torch.from_numpy(rng.standard_normal((x.shape[1], dims), dtype=np.float32) / math.sqrt(dims))
+    z = torch.cat([(x[i:i + 65536].float() @ proj) for i in range(0, len(x), 65536)]).numpy()
     if k >= len(z):
         return torch.arange(len(z))
     groups = max(1, min(len(z) // GROUP_ROWS, k // 8))
     if groups == 1:
-        return _greedy(z[None], k, gen, progress, should_stop)[0]
-    order = torch.randperm(len(z), generator=gen)[: len(z) // groups * groups].view(groups, -1)
-    picked = _greedy(z[order], max(2, 2 * k // groups), gen, progress, should_stop)
-    union = torch.gather(order, 1, picked).reshape(-1)
-    if len(union) <= k:
-        return union
-    return union[_greedy(z[union][None], k, gen)[0]]
+        return torch.from_numpy(_greedy(z[None], k, rng, progress, should_stop)[0])
+    order = rng.permutation(len(z))[: len(z) // groups * groups].reshape(groups, -1)
+    picked = np.take_along_axis(order, _greedy(z[order], max(2, 2 * k // groups), rng, progress, should_stop), 1)
+    union = picked.reshape(-1)
+    if len(union) > k:
+        union = union[_greedy(z[union][None], k, rng)[0]]
+    return torch.from_numpy(union.astype(np.int64))
 
 
-def _greedy(z: torch.Tensor, k: int, gen: torch.Generator, progress: ProgressFn | None = None,
-            should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+def _greedy(z: np.ndarray, k: int, rng: np.random.Generator, progress: ProgressFn | None = None,
+            should_stop: Callable[[], bool] | None = None) -> np.ndarray:
     """Farthest-point selection in every group of ``z`` (G, M, d) at once; returns (G, <=k) indices."""
     g, m, _ = z.shape
-    rows = torch.arange(g)
-    sq = (z * z).sum(2)
-    chosen = [torch.randint(m, (g,), generator=gen)]
-    nearest = torch.full((g, m), float("inf"))
+    rows = np.arange(g)
+    sq = np.einsum("gmd,gmd->gm", z, z)
+    chosen = [rng.integers(m, size=g)]
+    nearest = np.full((g, m), np.inf, dtype=np.float32)
     t0 = time.monotonic()
     last = t0 - 2.0  # the first step already looks for a stop request
     for i in range(1, min(k, m)):
         c = z[rows, chosen[-1]]  # (G, d): each group's newest centre
-        d2 = torch.baddbmm(sq[:, :, None], z, c[:, :, None], alpha=-2.0)[:, :, 0] + (c * c).sum(1, keepdim=True)
-        torch.minimum(nearest, d2, out=nearest)
-        chosen.append(torch.argmax(nearest, 1))
+        d2 = np.matmul(z, c[:, :, None])[:, :, 0]
+        d2 *= -2.0
+        d2 += sq + np.einsum("gd,gd->g", c, c)[:, None]
+        np.minimum(nearest, d2, out=nearest)
+        chosen.append(nearest.argmax(1))
         if time.monotonic() - last > 1.0:
             last = time.monotonic()
             if should_stop is not None and should_stop():
@@ -174,7 +177,7 @@ def _greedy(z: torch.Tensor, k: int, gen: torch.Generator, progress: ProgressFn 
                 progress(i + 1, k, (k - i - 1) * (last - t0) / i)
     if progress is not None:
         progress(k, k, 0.0)
-    return torch.stack(chosen, 1)
+    return np.stack(chosen, 1)
 
 
 def nearest_distance(queries: torch.Tensor, bank: torch.Tensor, chunk: int = _KNN_CHUNK) -> torch.Tensor:
