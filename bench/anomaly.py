@@ -43,11 +43,11 @@ def _dataset(root: Path, base: Path, files: list[Path], label: str) -> Path:
     return root
 
 
-def _test_set(base: Path, work: Path) -> tuple[Path, list[tuple[Path, Path | None]]]:
+def _test_set(base: Path, work: Path, per_type: int | None = None) -> tuple[Path, list[tuple[Path, Path | None]]]:
     """MVTec's test photos as a dataset (good + one folder per defect type) and (photo, mask) pairs."""
     root, pairs = work / "test", []
     for kind in sorted(p for p in (base / "test").iterdir() if p.is_dir()):
-        files = sorted(kind.glob("*.jpg")) + sorted(kind.glob("*.png"))
+        files = (sorted(kind.glob("*.jpg")) + sorted(kind.glob("*.png")))[:per_type]
         _dataset(root, base, files, kind.name)
         for f in files:
             mask = base / "ground_truth" / kind.name / f"{f.stem}_mask.png"
@@ -191,7 +191,7 @@ def run(cfg: AnomalyCfg, ctx: Context) -> Section:
                        notes=["Set GRAFT_SHARED to the folder holding datasets/ and weights/ to run this section."])
     good = sorted((base / "train" / "good").glob("*.jpg"))[: cfg.train_photos]
     train = _dataset(ctx.subdir("anomaly") / "train", base, good, "good")
-    test, pairs = _test_set(base, ctx.subdir("anomaly"))
+    test, pairs = _test_set(base, ctx.subdir("anomaly"), cfg.test_per_type)
     results = {}
     for name, start in (("imagenet", f"file:{root / cfg.weights}"), ("random", "scratch")):
         out = ctx.subdir("anomaly") / f"run-{name}"

@@ -136,6 +136,7 @@ class AnomalyCfg:
     train_photos: int = 200
     batch: int = 32
     predict_n: int = 20
+    test_per_type: int | None = None  # None: every MVTec test photo; N: the first N of each type (smoke tests)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meani
     real=RealCfg(shots=(2,), goal_shots=2, seeds=(0,), test_per_class=2, image_size=32,
                  methods=("probe", "plain", "feature-extraction", "fine-tune"), random_methods=(),
                  bottle_methods=("probe", "fine-tune"), epochs=1, plain_epochs=1, workers=1),
-    anomaly=AnomalyCfg(size=64, train_photos=20, batch=4, predict_n=2),
+    anomaly=AnomalyCfg(size=64, train_photos=20, batch=4, predict_n=2, test_per_type=3),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (FULL, QUICK, TINY)}
