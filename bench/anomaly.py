@@ -171,7 +171,7 @@ def _knn(predictor, pixels: np.ndarray) -> dict:
 
 def _memory_1000(run: Path) -> dict:
     """The bank and search memory for 1,000 good photos, computed from this run's patch grid and width."""
-    from core.anomaly import coreset_size
+    from core.anomaly import PROJECTION_DIMS, coreset_size
     from core.jsonio import read_json
 
     spec = read_json(run / "model" / "model.json")["anomaly"]
@@ -180,7 +180,7 @@ def _memory_1000(run: Path) -> dict:
     bank = coreset_size(patches)
     return {"patches": patches, "bank": bank, "bank_mb": bank * dims * 2 / 1e6,
             "search_mb": (4096 * bank * 4 + bank * dims * 4) / 1e6, "train_patches_mb": patches * dims * 2 / 1e6,
-            "projection_mb": patches * 64 * 4 / 1e6}
+            "projection_mb": patches * PROJECTION_DIMS * 4 / 1e6}
 
 
 def run(cfg: AnomalyCfg, ctx: Context) -> Section:
