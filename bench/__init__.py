@@ -30,6 +30,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "crossval": ("crossval", "features"),  # issue 9: what K-fold cross-validation costs
     "real": ("realphotos", "real"),
     "ddp": ("ddp", "ddp"),  # issue 13: one run on 1 vs 2 DDP processes
+    "anomaly": ("anomaly", "anomaly"),  # issue 11: good parts only (anomaly detection) on MVTec bottle
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "RealCfg", "DdpCfg",
-           "Profile", "PROFILES"]
+           "AnomalyCfg", "Profile", "PROFILES"]
 
 STRATEGIES: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive", "multi-task", "scratch")
 
@@ -143,6 +143,19 @@ class DdpCfg:
 
 
 @dataclass(frozen=True)
+class AnomalyCfg:
+    """8. Good parts only (anomaly detection) on MVTec bottle with the shared ImageNet weights."""
+
+    backbone: str = "mobilenetv2_100"
+    weights: str = "weights/mobilenetv2_100_imagenet.safetensors"  # under the shared folder
+    size: int = 224
+    train_photos: int = 200
+    batch: int = 32
+    predict_n: int = 20
+    test_per_type: int | None = None  # None: every MVTec test photo; N: the first N of each type (smoke tests)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     speed: SpeedCfg = field(default_factory=SpeedCfg)
@@ -153,6 +166,7 @@ class Profile:
     memory: MemoryCfg = field(default_factory=MemoryCfg)
     real: RealCfg = field(default_factory=RealCfg)
     ddp: DdpCfg = field(default_factory=DdpCfg)
+    anomaly: AnomalyCfg = field(default_factory=AnomalyCfg)
 
 
 FULL = Profile("full")
@@ -186,6 +200,7 @@ TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meani
                  methods=("probe", "plain", "feature-extraction", "fine-tune"), random_methods=(),
                  bottle_methods=("probe", "fine-tune"), epochs=1, plain_epochs=1, workers=1),
     ddp=DdpCfg(backbone="test_resnet", size=32, per_class=6, batch=4, epochs=2, repeats=0),  # 0: skipped (torchrun start-up)
+    anomaly=AnomalyCfg(size=64, train_photos=20, batch=4, predict_n=2, test_per_type=3),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (FULL, QUICK, TINY)}

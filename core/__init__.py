@@ -17,7 +17,7 @@ _EXPORTS: dict[str, str] = {
     "list_backbones": "backbones", "pretrained_available": "backbones", "weights_cached": "backbones",
     "measure_speed": "backbones",
     "Workspace": "workspace", "DatasetInfo": "workspace", "recommend_strategy": "workspace",
-    "evidence_text": "evidence",
+    "evidence_text": "evidence", "recommend_anomaly": "anomaly_choice",
     "Dataset": "datasets", "Sample": "datasets", "load_dataset": "datasets",
     "CheckReport": "check", "check_dataset": "check",
     "RunConfig": "config", "Strategy": "config", "STRATEGY_DEFAULTS": "config",

@@ -91,8 +91,13 @@ def _inspect(path: str) -> _Facts:
         return _Facts("", None, f"can't be opened ({exc.strerror or exc})")
 
 
-def check_dataset(ds: Dataset, progress: ProgressFn | None = None) -> CheckReport:
-    """Open every image once and report counts, unreadable files, copies, shapes, bit depth and balance."""
+def check_dataset(ds: Dataset, progress: ProgressFn | None = None, good_only: str | None = None) -> CheckReport:
+    """Open every image once and report counts, unreadable files, copies, shapes, bit depth and balance.
+
+    Args:
+        good_only: the good class, for good-parts-only (anomaly) training: then one class is enough,
+            the other classes are optional, and fewer than 10 good photos only warn.
+    """
     results = list(imap_progress(_inspect, [s.path for s in ds.samples], len(ds.samples), progress))
     report = CheckReport(counts={c: 0 for c in ds.classes})
     readable: list[int] = []
@@ -107,7 +112,7 @@ def check_dataset(ds: Dataset, progress: ProgressFn | None = None) -> CheckRepor
         readable.append(i)
     _copies(ds, readable, results, report)
     _shapes([results[i] for i in readable], report)
-    _judge(ds, report)
+    _judge(ds, report, good_only)
     return report
 
 
@@ -154,7 +159,28 @@ def _shapes(found: list[_Facts], report: CheckReport) -> None:
         report.high_bit = {"photos": len(high), "max_value": max(high), "bit_depth": choose_bit_depth(max(high))}
 
 
-def _judge(ds: Dataset, report: CheckReport) -> None:
+def _judge(ds: Dataset, report: CheckReport, good_only: str | None = None) -> None:
+    if good_only is not None:
+        _judge_good_parts(report, good_only)
+    else:
+        _judge_classes(report)
+    _judge_files(report)
+
+
+def _judge_good_parts(report: CheckReport, good: str) -> None:
+    """Good-parts-only mode learns from the good class alone; defect classes are only for checking."""
+    n = report.counts.get(good, 0)
+    if n < MIN_PER_CLASS:
+        found = f"has {n} readable photo(s) in '{good}'" if good in report.counts else f"has no class '{good}'"
+        report.problems.append(f"Good-parts-only mode learns from photos of good parts, and this dataset {found}. "
+                               f"Put at least {MIN_PER_CLASS} photos of good parts (better 10 or more) in a "
+                               "folder for the good class and name it as the good class.")
+    elif n < FEW_PER_CLASS:
+        report.warnings.append(f"Only {n} photos of good parts: the threshold that decides 'defect' is set on a few "
+                               f"of them and will be shaky below {FEW_PER_CLASS}. Add good photos.")
+
+
+def _judge_classes(report: CheckReport) -> None:
     counts = {c: n for c, n in report.counts.items() if n > 0}
     if len(counts) < 2:
         found = f"only '{next(iter(counts))}'" if counts else "no readable images"
@@ -171,6 +197,9 @@ def _judge(ds: Dataset, report: CheckReport) -> None:
             big, small = max(counts, key=counts.get), min(counts, key=counts.get)
             report.warnings.append(f"Classes are unbalanced ({report.imbalance:.0f}:1 between '{big}' and "
                                    f"'{small}'); Graft weights the rare classes up, but more '{small}' photos would help.")
+
+
+def _judge_files(report: CheckReport) -> None:
     if report.unreadable:
         report.warnings.append(f"{len(report.unreadable)} file(s) can't be read and will be skipped.")
     if report.conflicts:

@@ -23,7 +23,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backbone", default=None)
     p.add_argument("--start", default=None, help="imagenet | scratch | file:PATH | run:RUN_DIR")
     p.add_argument("--strategy", default=None,
-                   help="feature-extraction | fine-tune | progressive | multi-task | scratch")
+                   help="feature-extraction | fine-tune | progressive | multi-task | scratch | anomaly (good parts "
+                        "only: learns from photos of the good class alone; needs --good-class)")
     p.add_argument("--good-class", default=None)
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None)
@@ -38,6 +39,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "300 photos or fewer, else one split")
     p.add_argument("--resize", choices=["squash", "pad"], default=None,
                    help="squash the whole photo to a square, or pad it (keeps shapes); default from the photos' shapes")
+    p.add_argument("--false-alarm-target", type=float, default=None,
+                   help="anomaly: the share of good parts the threshold may flag (default 0.01: about 1 in 100 good "
+                        "parts is sent for a second look)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last checkpoint "
                    "(cross-validation: from its last finished fold)")
     p.add_argument("--processes", type=int, default=None,
@@ -148,8 +152,13 @@ def _train_config(args: argparse.Namespace):
                  if getattr(args, k) is not None}
     if args.out and args.config:
         overrides["out"] = args.out
+    extra = dict(config.extra)
     if getattr(args, "processes", None) is not None:
-        overrides["extra"] = {**config.extra, "processes": args.processes}
+        extra["processes"] = args.processes
+    if getattr(args, "false_alarm_target", None) is not None:
+        extra["false_alarm_target"] = args.false_alarm_target
+    if extra != config.extra:
+        overrides["extra"] = extra
     return config.replace(**overrides) if overrides else config
 
 
@@ -243,17 +252,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = list_images(args.images)
     results = predictor.predict(files)
     root = args.images[0] if len(args.images) == 1 and Path(args.images[0]).is_dir() else None
-    labels = labels_from_folders(files, root, predictor.classes) if root else None
+    labels = labels_from_folders(files, root, _folder_classes(predictor, root)) if root else None
+    if labels is not None and predictor.spec.anomaly:  # good parts only: every other folder holds defects
+        labels = [None if x is None else x if x == predictor.spec.good_class else "defect" for x in labels]
     rows = batch_rows(results, predictor.spec.good_class, root, labels)
+    if predictor.spec.anomaly:  # good parts only: the normalised defect score, 0.5 at the threshold
+        rows = [{**row, "score": p.defect_score} for row, p in zip(rows, results)]
     if args.csv:
         write_rows_csv(args.csv, [{**row, **{f"p_{c}": v for c, v in p.scores.items()}}
                                   for row, p in zip(rows, results)])
     for r in rows:
         extra = f"  ({r['problem']})" if r.get("problem") else f"  {fmt_pct(r['confidence'], 1)}"
+        if r.get("score") is not None and not r.get("problem"):
+            extra = f"  score {r['score']:.2f} (threshold 0.50)"
         print(f"{r['photo']}: {r['verdict'] or r['predicted']}{extra}")
     if labels is not None and any(labels):
         print(_score_lines(batch_score(rows, predictor.classes, predictor.spec.good_class)))
     return 0
+
+
+def _folder_classes(predictor, root: str) -> list[str]:
+    """The class folders to read labels from: the model's classes (a good-parts-only model: every folder)."""
+    if not predictor.spec.anomaly:
+        return predictor.classes
+    return sorted(p.name for p in Path(root).iterdir() if p.is_dir())
 
 
 def _score_lines(scored: dict) -> str:
@@ -297,6 +319,8 @@ def _evaluate_lines(m: dict, what: str) -> str:
         line += (f"\nDefects caught {fmt_pct(m['catch_rate'], 1)} ({fmt_range(*ranges['catch_rate'])})"
                  + (f", false alarms {fmt_pct(m['false_alarm_rate'], 1)} ({fmt_range(*ranges['false_alarm_rate'])})."
                     if m.get("false_alarm_rate") is not None else "."))
+    elif m.get("false_alarm_rate") is not None:  # good photos only (a good-parts-only model)
+        line += f"\nFalse alarms {fmt_pct(m['false_alarm_rate'], 1)} ({fmt_range(*ranges['false_alarm_rate'])})."
     if m.get("verdict"):
         line += f"\n{m['verdict']['title']}: {m['verdict']['reason']}"
     return line

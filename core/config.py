@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import GraftError
 
-__all__ = ["Strategy", "RunConfig", "STRATEGY_DEFAULTS"]
+__all__ = ["Strategy", "RunConfig", "STRATEGY_DEFAULTS", "STRATEGY_CARD_NAMES"]
 
 
 class Strategy(str, enum.Enum):
@@ -21,6 +21,7 @@ class Strategy(str, enum.Enum):
     PROGRESSIVE = "progressive"
     MULTI_TASK = "multi-task"
     SCRATCH = "scratch"
+    ANOMALY = "anomaly"  # "Good parts only (anomaly detection)": a memory of good parts (core.anomaly)
 
     @classmethod
     def parse(cls, value: str | "Strategy") -> "Strategy":
@@ -40,7 +41,9 @@ STRATEGY_DEFAULTS: dict[Strategy, dict[str, Any]] = {
     Strategy.PROGRESSIVE: {"epochs": 12, "lr": 5e-5},
     Strategy.MULTI_TASK: {"epochs": 12, "lr": 5e-5},
     Strategy.SCRATCH: {"epochs": 30, "lr": 2e-3},
+    Strategy.ANOMALY: {"epochs": 1, "lr": 1e-3},  # no training loop: one pass builds the memory (rate unused)
 }
+STRATEGY_CARD_NAMES: dict[Strategy, str] = {Strategy.ANOMALY: "Good parts only (anomaly detection)"}
 
 
 @dataclass(frozen=True)

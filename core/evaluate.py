@@ -41,7 +41,8 @@ def evaluate_model(model_path: str | Path, data: str | Path, predictor: Predicto
     ds = load_dataset(data)
     report = check_dataset(ds)
     classes = predictor.classes
-    unknown = sorted(set(ds.classes) - set(classes))
+    anomaly = bool(predictor.spec.anomaly)  # good parts only: every class but the good one is a defect
+    unknown = [] if anomaly else sorted(set(ds.classes) - set(classes))
     if unknown:
         raise GraftError(f"The dataset has classes the model doesn't know: {', '.join(unknown)}.",
                          hint=f"The model knows: {', '.join(classes)}.")
@@ -53,11 +54,12 @@ def evaluate_model(model_path: str | Path, data: str | Path, predictor: Predicto
     seen_rels = {s.rel for s in seen}
     fresh = [s for s in samples if s.rel not in seen_rels]
     targets = read_decision(model_path).targets
-    metrics = _figures(predictor, fresh, targets)
+    figures = _anomaly_figures if anomaly else _figures
+    metrics = figures(predictor, fresh, targets)
     metrics["unreadable"] = report.unreadable
     metrics["overlap"] = {"photos": len(samples), "training_photos": len(seen), "known": trained is not None,
                           "examples": [s.rel for s in seen[:_EXAMPLES]],
-                          "metrics_training_photos": _figures(predictor, seen, targets) if seen else None}
+                          "metrics_training_photos": figures(predictor, seen, targets) if seen else None}
     return metrics
 
 
@@ -70,6 +72,25 @@ def _figures(predictor: Predictor, samples: list[Sample], targets: Targets) -> d
     y = np.array([classes.index(s.label) for s in samples])
     metrics = score(y, probs, classes, spec.good_class, spec.threshold)
     verdict = judge(metrics, targets)
+    metrics["verdict"] = {**verdict.to_dict(), "title": verdict.title}
+    return metrics
+
+
+def _anomaly_figures(predictor: Predictor, samples: list[Sample], targets: Targets) -> dict[str, Any]:
+    """A good-parts-only model's figures: ROC AUC, catch rate and false alarms at its threshold, or, on good
+    photos alone, the false-alarm rate (``catch_rate`` and ``roc_auc`` are then None)."""
+    from .anomaly_fit import anomaly_verdict, binary_labels
+
+    if not samples:
+        return {"n": 0}
+    probs = np.concatenate([predictor.probs_from_arrays(np.stack([predictor.preprocess(s.path) for s in chunk]))[0]
+                            for chunk in _chunks(samples, 32)])
+    spec = predictor.spec
+    metrics = score(binary_labels([s.label for s in samples], spec.good_class), probs, predictor.classes,
+                    spec.good_class, spec.threshold)
+    metrics["anomaly"] = {"false_alarm_target": spec.anomaly.get("false_alarm_target"),
+                          "threshold_rule": spec.anomaly.get("threshold_rule"), "score_threshold": spec.threshold}
+    verdict = anomaly_verdict(metrics, targets)
     metrics["verdict"] = {**verdict.to_dict(), "title": verdict.title}
     return metrics
 

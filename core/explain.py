@@ -127,6 +127,8 @@ def _target_index(ex: _Explainer, predictor: Predictor, x: torch.Tensor, target:
 
 
 def _cam_for_array(predictor: Predictor, array: np.ndarray, target: str | None) -> np.ndarray:
+    if getattr(predictor.spec, "anomaly", None):  # good parts only: where the part looks unlike the good ones
+        return predictor.heatmap_from_array(array)
     ex = _explainer(predictor)
     x = model_input(array[None], predictor.spec.preprocessing, predictor.runtime.device)
     with ex.lock, torch.enable_grad():  # fp32, no autocast; callers may be inside no_grad

@@ -151,6 +151,10 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None, images: list
     out = Path(out) if out else root / ONNX_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     model, spec = load_package(model_dir)
+    if spec.anomaly:
+        raise GraftError("ONNX export is not available for good-parts-only models: their memory search does not fit "
+                         "in an ONNX file.", hint="Use the model package (Download the model) with Graft's Predictor, "
+                         "or python -m core predict.")
     decision = read_decision(model_dir)
     sources, kind = _parity_sources(root, images)
     wrapped = ProbabilityModel(model.float().eval(), spec.tasks, spec.classes).eval()

@@ -23,6 +23,7 @@ __all__ = ["ModelSpec", "save_package", "load_package", "resolve_model_dir", "tr
            "training_photo_hashes", "WEIGHTS_FILE", "SPEC_FILE", "TRAINING_PHOTOS_FILE"]
 
 WEIGHTS_FILE, SPEC_FILE, FORMAT = "model.safetensors", "model.json", "graft-model"
+MEMORY_FILE = "memory.safetensors"  # a good-parts-only model's memory bank (core.anomaly)
 TRAINING_PHOTOS_FILE, _PHOTOS_FORMAT = "training_photos.json", "graft-training-photos"
 
 
@@ -52,6 +53,7 @@ class ModelSpec:
     pad_colour: tuple[int, int, int] = (0, 0, 0)
     uncertain_band: float = 0.0
     training_photos: str | None = None  # TRAINING_PHOTOS_FILE when the package lists its training photos
+    anomaly: dict[str, Any] | None = None  # good-parts-only models (core.anomaly): stages, normaliser, memory...
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -66,7 +68,8 @@ class ModelSpec:
                 "preprocessing": prep.describe(), "classes": self.classes, "good_class": self.good_class,
                 "threshold": self.threshold,  # a copy of decision.json's, for readers that don't know that file
                 "tasks": [{"name": t.name, "classes": list(t.classes), "good_class": t.good_class} for t in self.tasks],
-                "head_dropout": self.head_dropout, "training_photos": self.training_photos, "info": self.info}
+                "head_dropout": self.head_dropout, "training_photos": self.training_photos, "info": self.info,
+                **({"mode": "anomaly", "anomaly": self.anomaly} if self.anomaly else {})}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "ModelSpec":
@@ -85,7 +88,8 @@ class ModelSpec:
                        good_class=d.get("good_class"), threshold=float(d.get("threshold", 0.5)),
                        head_dropout=float(d.get("head_dropout", 0.2)), info=dict(d.get("info", {})),
                        resize=prep.resize, bit_depth=prep.bit_depth, pad_colour=prep.pad_colour,
-                       training_photos=photos)
+                       training_photos=photos,
+                       anomaly=dict(d["anomaly"]) if d.get("mode") == "anomaly" else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise GraftError(f"This model's model.json is incomplete or damaged ({exc}).") from None
 
@@ -181,7 +185,7 @@ def model_package_zip(run_dir: str | Path) -> bytes:
     model_dir = resolve_model_dir(run_dir)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in (WEIGHTS_FILE, SPEC_FILE, DECISION_FILE, TRAINING_PHOTOS_FILE):
+        for name in (WEIGHTS_FILE, SPEC_FILE, DECISION_FILE, TRAINING_PHOTOS_FILE, MEMORY_FILE):
             if name in (WEIGHTS_FILE, SPEC_FILE) or (model_dir / name).is_file():
                 zf.write(model_dir / name, arcname=f"model/{name}")
     return buf.getvalue()

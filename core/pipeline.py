@@ -17,10 +17,11 @@ import numpy as np
 import torch
 
 from . import ddp
+from .anomaly_fit import require_good_class, train_anomaly
 from .callbacks import StopRequested, StopWatcher
 from .check import CheckReport, check_dataset
 from .checkpoint import has_checkpoint
-from .config import RunConfig
+from .config import RunConfig, Strategy
 from .crossval import resolve_folds, run_crossval
 from .datasets import Dataset, load_dataset
 from .device import Runtime
@@ -144,7 +145,8 @@ def _guarded(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bo
 def prepare(config: RunConfig, run: RunFolder, stopper: StopWatcher | None = None) -> Prepared:
     """Load, check and split the dataset; work out the tasks."""
     ds = load_dataset(config.data)
-    report = check_dataset(ds, progress=_progress(run, "check", "Checking photos", stopper))
+    good_only = require_good_class(config) if config.strategy == Strategy.ANOMALY else None
+    report = check_dataset(ds, progress=_progress(run, "check", "Checking photos", stopper), good_only=good_only)
     if ddp.world().is_main:  # only rank 0 writes the run folder
         write_json_atomic(run.path / "check.json", report.to_dict())
     if not report.ok:
@@ -171,7 +173,7 @@ def _resolve(config: RunConfig, prep: Prepared, run: RunFolder, resume: bool) ->
 
     A run from before cross-validation existed (no folds recorded) resumes as the one split it was.
     """
-    requested = config.folds
+    requested = 1 if config.strategy == Strategy.ANOMALY else config.folds  # one memory, no folds
     if requested is None and resume and has_checkpoint(run.path):
         requested = 1
     folds = resolve_folds(requested, prep)
@@ -210,6 +212,9 @@ def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool
     fitter = Fitter(config, prep, run, stopper, decode_progress=_progress(run, "decode", "Preparing photos", stopper))
     settings = _preprocessing(config, prep, fitter, run, stopper)
     _emit_start(run, config, prep, fitter.runtime, fitter.backbone, fitter.image_size)
+    if config.strategy == Strategy.ANOMALY:
+        return train_anomaly(config, run, stopper, prep, fitter, settings,
+                             _progress(run, "features", "Computing features", stopper))
     if config.folds and config.folds >= 2:
         return _train_crossval(config, run, stopper, prep, fitter, settings, resume)
     fitted = fitter.fit(prep.splits, resume=resume,

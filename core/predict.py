@@ -43,6 +43,7 @@ class Prediction:
     tasks: dict[str, dict[str, float]] | None = None
     error: str = ""
     verdict: str | None = None
+    heatmap: np.ndarray | None = None  # good-parts-only models, on request (AnomalyPredictor.predict_with_heatmap)
 
     def to_row(self) -> dict[str, Any]:
         """Full-precision values: a rounded score could contradict its verdict."""
@@ -79,7 +80,14 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | Path, runtime: Runtime | None = None) -> "Predictor":
+        """The package's predictor: a good-parts-only package gives a :class:`core.anomaly_predict.AnomalyPredictor`."""
         model, spec = load_package(path)
+        if spec.anomaly and cls is Predictor:
+            from .anomaly import load_memory
+            from .anomaly_predict import AnomalyPredictor
+            from .package import resolve_model_dir
+
+            return AnomalyPredictor(model, spec, load_memory(resolve_model_dir(path)), runtime)
         return cls(model, spec, runtime)
 
     @property

@@ -28,6 +28,9 @@ STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
                           "once, so each question helps the other."),
     Strategy.SCRATCH: ("From scratch", "Ignores pretraining and learns everything from your photos alone: only for "
                        "very large datasets or very unusual images."),
+    Strategy.ANOMALY: ("Good parts only (anomaly detection)", "Learns what good parts look like from photos of good "
+                       "parts alone, and flags anything that looks different, even defects nobody photographed. "
+                       "Needs no defect photos."),
 }
 START_TEXT = {"imagenet": "ImageNet pretrained", "run": "An earlier model of yours", "file": "A weights file",
               "scratch": "From scratch (no pretraining)"}
@@ -207,14 +210,31 @@ def strategy_section(choices: dict[str, Any], n_images: int) -> None:
     st.subheader("3 · How to adapt it", anchor=False)
     recommended, reason = recommended_strategy(n_images) if n_images else (None, "")
     scratch = choices["start"] == "scratch"
+    anomaly, good_only = anomaly_reason() if not scratch else (None, False)
+    if good_only:  # one class only: a classifier can't train, good-parts-only mode can
+        recommended, reason = Strategy.ANOMALY, anomaly
     if scratch:
         st.info("Starting from scratch trains every layer, so the strategy is “From scratch”.", icon=":material/info:")
     elif recommended:
         st.info(f"Recommended: **{STRATEGY_TEXT[recommended][0]}**. {reason}", icon=":material/lightbulb:")
+    if anomaly and not good_only:
+        st.info(f"Also worth a try: **{STRATEGY_TEXT[Strategy.ANOMALY][0]}**. {anomaly}", icon=":material/lightbulb:")
     cols = st.columns(3)
     for i, strategy in enumerate(Strategy):
         with cols[i % 3].container(border=True, key=f"strategy_card_{i}"):
-            strategy_card(strategy, choices, recommended, locked=scratch)
+            badge = Strategy.ANOMALY if anomaly and strategy == Strategy.ANOMALY else recommended
+            strategy_card(strategy, choices, badge, locked=scratch)
+
+
+def anomaly_reason() -> tuple[str | None, bool]:
+    """:func:`core.recommend_anomaly` for the current dataset (few or no defect photos), and whether the
+    dataset holds good parts only."""
+    dataset = current_dataset()
+    if not dataset:
+        return None, False
+    info = workspace().dataset_info(dataset)
+    reason = core.recommend_anomaly(info.counts, info.good_class)
+    return reason, bool(reason) and not any(n for c, n in info.counts.items() if c != info.good_class)
 
 
 def strategy_card(strategy: Strategy, choices: dict[str, Any], recommended: Strategy | None, locked: bool) -> None:

@@ -59,7 +59,7 @@ def test_offline_notice_and_six_backbone_cards(ws: Workspace) -> None:
                                                    "From scratch (no pretraining)"]
     assert choices(at)["start"] == "scratch" and choices(at)["strategy"] == "scratch"
     strategies = [b for b in at.button if b.key.startswith("use_strategy_")]
-    assert len(strategies) == 5 and [b.key for b in strategies if not b.disabled] == ["use_strategy_scratch"]
+    assert len(strategies) == 6 and [b.key for b in strategies if not b.disabled] == ["use_strategy_scratch"]
 
 
 def test_pick_another_curated_backbone(ws: Workspace) -> None:
