@@ -53,7 +53,8 @@ def test_offline_notice_and_six_backbone_cards(ws: Workspace) -> None:
     assert [b.label for b in cards].count("Selected") == 1
     assert "**ResNet-18** :primary-badge[:material/star: Recommended]" in markdown(at)
     assert sum("Recommended" in m for m in markdown(at)) == 1
-    assert "ImageNet accuracy 71.5%" in "\n".join(c.value for c in at.caption)
+    captions = "\n".join(c.value for c in at.caption)
+    assert "11.2 M parameters" in captions and "ImageNet accuracy" not in captions  # offline: ImageNet can't be the start
     # offline without earlier models: start from scratch, so the strategy is "From scratch"
     assert at.radio(key="model_start").options == ["An earlier model of yours", "A weights file",
                                                    "From scratch (no pretraining)"]
@@ -123,15 +124,38 @@ def test_advanced_settings_are_stored(ws: Workspace) -> None:
     assert at.button(key="model_next").label == "Next: train"
 
 
-def test_upload_a_weights_file(ws: Workspace) -> None:
-    at = page()
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
     at.radio(key="model_start").set_value("file").run()
-    at.file_uploader(key="model_weights_upload").set_value(("../my weights.safetensors", b"\x00" * 16,
-                                                            "application/octet-stream")).run()
+    return at.file_uploader(key="model_weights_upload").set_value((name, data, "application/octet-stream")).run()
+
+
+def test_a_fake_weights_file_is_refused_at_once_naming_it(ws: Workspace) -> None:
+    at = _upload(page(), "fake_weights.pth", b"not a checkpoint at all" * 10)
     assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and "fake\\_weights\\.pth" in errors[0] and "plain weights file" in errors[0]
+    assert "Error)" not in errors[0]  # no exception names
+    assert not choices(at)["start"].startswith("file:")
+    assert not ws.weights_dir.exists() or not list(ws.weights_dir.iterdir())  # nothing kept
+    assert not [b for b in at.button if b.key == "model_next"]  # no way on to Train with a refused file
+
+
+def test_a_weights_file_that_fits_is_kept_and_used(ws: Workspace) -> None:
+    import io
+
+    from safetensors.torch import save
+
+    from core.backbones import build
+
+    at = page()
+    at.text_input(key="model_other_name").input("test_resnet")
+    at.button(key="model_other_use").click().run()
+    data = save(build("test_resnet", "scratch").state_dict())
+    at = _upload(at, "../my weights.safetensors", io.BytesIO(data).getvalue())
+    assert not at.exception and not at.error
     start = choices(at)["start"]
     assert start.startswith("file:") and Path(start[5:]).parent == ws.weights_dir
-    assert Path(start[5:]).read_bytes() == b"\x00" * 16
+    assert any("its weights fit" in s.value for s in at.success)
 
 
 def test_measure_the_speeds_on_this_computer(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
