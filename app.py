@@ -8,6 +8,8 @@ before the page, so the frame is complete from the first paint.
 import streamlit as st
 
 st.set_page_config(page_title="Graft", page_icon=":material/center_focus_strong:", layout="wide")
+loading = st.empty()  # a loading state at once; the first run of a server still imports the pages' modules
+loading.caption(":material/hourglass_top: Loading Graft…")
 
 from ui import warmup  # noqa: E402  (after set_page_config: the frame first)
 from ui.common import guarded, mark_framed, render_nav, render_sidebar  # noqa: E402
@@ -27,6 +29,7 @@ mark_framed()
 guarded(restore_place)()  # a refresh, a new tab or a shared link continues where the user was
 render_nav(PAGES)
 warmup.probe()  # the hub probe waits on the network in the background while the page draws
+loading.empty()
 page.run()
 guarded(render_sidebar)()  # after the page, so it shows what the page just selected
 guarded(sync_place)()

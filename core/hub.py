@@ -10,7 +10,7 @@ import socket
 import threading
 from urllib.parse import urlparse
 
-__all__ = ["pretrained_available"]
+__all__ = ["pretrained_available", "cached_in_hub"]
 
 
 def pretrained_available(timeout: float = 3.0) -> bool:
@@ -31,3 +31,13 @@ def pretrained_available(timeout: float = 3.0) -> bool:
     worker.start()
     worker.join(timeout)
     return bool(result and result[0])
+
+
+def cached_in_hub(repo: str | None) -> bool:
+    """Whether the hub cache on this computer holds the weights of ``repo`` (e.g. ``timm/resnet18.a1_in1k``)."""
+    if not repo:
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    return any(isinstance(try_to_load_from_cache(repo, f), str)
+               for f in ("model.safetensors", "open_clip_model.safetensors"))

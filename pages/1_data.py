@@ -1,16 +1,20 @@
 """Data: bring labelled photos in (four ways), check them in plain words, and manage saved datasets."""
 
+# ruff: noqa: E402  (the router guard runs before the slower imports)
 from __future__ import annotations
+
+from ui.router import ensure_router
+
+ensure_router()  # first, before the slower imports: a direct link to this page still gets the app frame
 
 import streamlit as st
 
 from core.errors import GraftError
 from core.workspace import Workspace, class_name
 from ui.charts import class_bar
-from ui.common import (ensure_router, current_dataset, flash, fmt_duration, fmt_int, go_to, guarded, md_escape,
+from ui.common import (current_dataset, flash, fmt_duration, fmt_int, go_to, guarded, md_escape,
                        page_header, select_dataset, show_error, show_flash, workspace)
 
-ensure_router()  # a direct link to this page still gets the app frame
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "gif"]
 

@@ -1,6 +1,11 @@
 """Model: which pretrained network, where its weights come from, and how to adapt it to the photos."""
 
+# ruff: noqa: E402  (the router guard runs before the slower imports)
 from __future__ import annotations
+
+from ui.router import ensure_router
+
+ensure_router()  # first, before the slower imports: a direct link to this page still gets the app frame
 
 from pathlib import Path
 from typing import Any
@@ -10,14 +15,13 @@ import streamlit as st
 import core  # the names used here (catalogue, evidence) are torch-free: the page draws at once
 from core.config import STRATEGY_DEFAULTS, RunConfig, Strategy
 from core.workspace import Workspace
-from ui.common import (ensure_router, backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
+from ui.common import (backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
                        image_size_cost, image_size_warning, md_escape, model_choices, online, page_header,
                        pretrained_cached, recommended_strategy, update_model_choices, workspace)
 from ui.model_views import (backbone_speeds, check_weights_upload, expected_duration_text, offline_advice,
                             thoroughness)
 from ui.verdict_views import verdict_badge, verdict_of
 
-ensure_router()  # a direct link to this page still gets the app frame
 
 STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
     Strategy.FEATURE_EXTRACTION: ("Feature extraction", "Keeps the pretrained network as it is and trains only the "
@@ -318,8 +322,7 @@ def summary(ws: Workspace, choices: dict[str, Any], dataset: str | None, n_image
     st.divider()
     speed = backbone_speeds(ws).get(choices["backbone"])
     if n_images:
-        with st.spinner("Estimating the training time…"):  # loads PyTorch on a first visit, after the cards
-            choices["folds"] = thoroughness(choices, n_images, speed, key="model_folds")
+        choices["folds"] = thoroughness(choices, n_images, speed, key="model_folds")
     kind = choices["start"].split(":", 1)[0]
     strategy = STRATEGY_TEXT[Strategy(choices["strategy"])][0]
     start = START_TEXT[kind] if kind != "scratch" else "no pretraining"

@@ -3,7 +3,12 @@
 The page only reads the run folder, so a refresh or a closed tab never disturbs training.
 """
 
+# ruff: noqa: E402  (the router guard runs before the slower imports)
 from __future__ import annotations
+
+from ui.router import ensure_router
+
+ensure_router()  # first, before the slower imports: a direct link to this page still gets the app frame
 
 from pathlib import Path
 from typing import Any
@@ -15,11 +20,10 @@ from core.jsonio import read_json
 from core.verdict import held_out_words
 from core.workspace import Workspace
 from ui.charts import curves_figure
-from ui.common import (ensure_router, STATE_LABELS, attach_run, backbone_label, current_dataset, flash, fmt_duration, go_to,
+from ui.common import (STATE_LABELS, attach_run, backbone_label, current_dataset, flash, fmt_duration, go_to,
                        guarded, headline_metrics, md_escape, model_choices, page_header, progress_summary,
                        select_run, show_flash, state_badge, workspace)
 
-ensure_router()  # a direct link to this page still gets the app frame
 
 POLL_S = 1.0
 START_TEXT = {"imagenet": "ImageNet pretrained", "run": "an earlier model", "file": "a weights file",

@@ -179,6 +179,12 @@ def online() -> bool:
 
 def pretrained_cached(backbone: str) -> bool:
     """Whether ImageNet weights for ``backbone`` are already on this computer (usable offline)."""
+    from core.catalogue import curated
+
+    if curated(backbone):  # timm publishes its weights as timm/<name>: no need to load timm to ask
+        from core.hub import cached_in_hub
+
+        return cached_in_hub(f"timm/{backbone}")
     from ui import warmup
 
     if not warmup.engine_loaded():
@@ -355,28 +361,7 @@ def md_escape(text: object) -> str:
 # --- layout pieces ---------------------------------------------------------------------------
 
 
-FRAMED_KEY = "_graft_framed"
-
-
-def ensure_router() -> None:
-    """Make sure the page runs inside app.py's frame.
-
-    Until app.py has run once in a server process, Streamlit treats ``pages/`` as a legacy
-    page folder, so a first request straight to ``/evaluate`` runs the page bare. Leave that
-    mode and, in a session app.py hasn't framed yet, rerun: app.py's ``st.navigation`` then
-    opens the same page in the frame. (A framed session never reruns here, so no click is lost.)
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if FRAMED_KEY not in st.session_state:
-            st.rerun()
-
-
-def mark_framed() -> None:
-    """Called by app.py: this session has been drawn by the router."""
-    st.session_state[FRAMED_KEY] = True
+from ui.router import FRAMED_KEY, ensure_router, mark_framed  # noqa: E402,F401  (re-exported: pages import them here)
 
 
 def page_header(title: str, subtitle: str = "") -> None:

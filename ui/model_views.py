@@ -48,7 +48,7 @@ def training_estimate(choices: dict[str, Any], n_images: int, speed: dict[str, f
                       folds: int = 1) -> float | None:
     """Seconds the run should take on this computer (None without any speed to go by)."""
     from core.catalogue import curated
-    from core.crossval import relative_cost
+    from core.folds import relative_cost
     from core.imagesize import training_seconds
 
     info = curated(choices["backbone"])
@@ -75,7 +75,7 @@ def expected_duration_text(choices: dict[str, Any], n_images: int, speed: dict[s
 
 def thoroughness(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None, key: str) -> int:
     """Quick (one split) or thorough (5 folds), with what each costs; returns the folds chosen."""
-    from core.crossval import DEFAULT_FOLDS, default_folds
+    from core.folds import DEFAULT_FOLDS, default_folds
 
     quick, thorough = 1, DEFAULT_FOLDS
     chosen = int(choices.get("folds") or default_folds(n_images))

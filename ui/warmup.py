@@ -1,13 +1,17 @@
-"""Slow start-up work done once per server, off the first paint: PyTorch/timm and the model-hub probe.
+"""Slow start-up work done once per server, off the first paint: the model-hub probe and PyTorch/timm.
 
-``start()`` (app.py, after the first page has been drawn) begins it in a background thread; a page
-that needs the answer calls :func:`hub_reachable` or :func:`engine`, which wait only for what is
-still running.
+:func:`probe` (app.py, before the page) asks the hub in a background thread: it only waits on the
+network. :func:`start` (app.py, after the page) loads PyTorch and timm a few seconds later, once the
+first page has reached the browser: an import holds Python's lock and would delay the page's messages.
+A page that needs an answer sooner calls :func:`hub_reachable` or :func:`engine`, which wait only for
+what is still running.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import ModuleType
 
@@ -16,6 +20,8 @@ import streamlit as st
 __all__ = ["probe", "start", "hub_reachable", "engine", "engine_loaded"]
 
 HUB_RECHECK_S = 10 * 60  # the connection may come back: probe again after this long
+ENGINE_DELAY_S = 5.0     # let the first page reach the browser before PyTorch loads
+ENGINE = "core.backbones"
 
 
 @st.cache_resource(show_spinner=False)
@@ -23,9 +29,14 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=2, thread_name_prefix="graft-warmup")
 
 
+def _load_engine_later() -> None:
+    time.sleep(ENGINE_DELAY_S)
+    importlib.import_module(ENGINE)
+
+
 @st.cache_resource(show_spinner=False)
-def _engine() -> Future:
-    return _pool().submit(importlib.import_module, "core.backbones")  # torch + timm: seconds, once
+def _engine_warmup() -> Future:
+    return _pool().submit(_load_engine_later)
 
 
 @st.cache_resource(show_spinner=False, ttl=HUB_RECHECK_S)
@@ -41,9 +52,9 @@ def probe() -> None:
 
 
 def start() -> None:
-    """Begin loading the engine and probing the hub (returns at once)."""
+    """Begin probing the hub and, a few seconds later, loading PyTorch and timm (returns at once)."""
     _hub()
-    _engine()
+    _engine_warmup()
 
 
 def hub_reachable() -> bool:
@@ -52,10 +63,10 @@ def hub_reachable() -> bool:
 
 
 def engine() -> ModuleType:
-    """``core.backbones``, loaded (waits for the import when it is still running)."""
-    return _engine().result()
+    """``core.backbones``, loaded now if the warm-up hasn't yet (an import in progress is waited for)."""
+    return importlib.import_module(ENGINE)
 
 
 def engine_loaded() -> bool:
     """Whether PyTorch and timm are loaded already (a page can then skip its spinner)."""
-    return _engine().done()
+    return ENGINE in sys.modules
