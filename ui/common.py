@@ -35,7 +35,7 @@ __all__ = [
     "photo_sizes", "default_image_size", "image_size_warning", "image_size_cost", "recommended_strategy",
     "fmt_pct", "fmt_duration", "fmt_int", "md_escape", "page_header", "go_to", "flash", "show_flash",
     "STATE_LABELS", "state_badge", "headline_metrics", "Progress", "progress_summary", "render_sidebar",
-    "render_nav", "dataset_line",
+    "render_nav", "dataset_line", "strategy_title", "run_state", "STRATEGY_TITLES",
 ]
 
 _log = logging.getLogger("graft.ui")
@@ -403,6 +403,23 @@ STATE_LABELS: dict[str, tuple[str, str, str]] = {
     "interrupted": ("Interrupted", "orange", ":material/warning:"),
     "unknown": ("Unknown", "gray", ":material/help:"),
 }
+
+
+STRATEGY_TITLES = {"feature-extraction": "Feature extraction", "fine-tune": "Fine-tune",
+                   "progressive": "Progressive unfreezing", "multi-task": "Multi-task", "scratch": "From scratch"}
+
+
+def strategy_title(value: str) -> str:
+    """The Model page's card name of a strategy (``"feature-extraction"`` -> ``"Feature extraction"``)."""
+    return STRATEGY_TITLES.get(value, value.replace("-", " ").capitalize())
+
+
+def run_state(status: dict[str, Any], events: list[dict[str, Any]] | None = None) -> str:
+    """The state to show: a run stopped before it ever started training is "cancelled"."""
+    state = str(status.get("state", "unknown"))
+    if state == "stopped" and not any(e.get("event") == "run_start" for e in events or []):
+        return "cancelled"
+    return state
 
 
 def state_badge(state: str) -> None:
