@@ -285,12 +285,13 @@ class Workspace:
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
-    def import_zip(self, upload: bytes | str | Path, name: str) -> DatasetInfo:
+    def import_zip(self, upload: bytes | str | Path, name: str, filename: str = "upload.zip") -> DatasetInfo:
         """Save a zip of class folders (or of images plus a labels CSV) as a dataset.
 
         Args:
             upload: the zip's bytes, or a path to it.
             name: the dataset's name (made safe; must be new).
+            filename: the name the user's file had (for bytes), so messages name the file they chose.
 
         Raises:
             GraftError: the name is taken, or the zip is refused (damaged, a zip bomb, no images...).
@@ -298,7 +299,8 @@ class Workspace:
         dest = self._new_dataset_dir(name)
         staged = self._staging()
         try:
-            zip_path = Path(upload) if isinstance(upload, (str, Path)) else staged / "upload.zip"
+            zip_path = (Path(upload) if isinstance(upload, (str, Path))
+                        else staged / safe_filename(filename, default="upload.zip"))
             if not isinstance(upload, (str, Path)):
                 zip_path.write_bytes(upload)
             report = extract_zip(zip_path, staged / "data")

@@ -35,7 +35,7 @@ __all__ = [
     "photo_sizes", "default_image_size", "image_size_warning", "image_size_cost", "recommended_strategy",
     "fmt_pct", "fmt_duration", "fmt_int", "md_escape", "page_header", "go_to", "flash", "show_flash",
     "STATE_LABELS", "state_badge", "headline_metrics", "Progress", "progress_summary", "render_sidebar",
-    "render_nav", "dataset_line", "strategy_title", "run_state", "STRATEGY_TITLES",
+    "render_nav", "dataset_line", "count_words", "strategy_title", "run_state", "STRATEGY_TITLES",
 ]
 
 _log = logging.getLogger("graft.ui")
@@ -371,16 +371,23 @@ def page_header(title: str, subtitle: str = "") -> None:
         st.caption(subtitle)
 
 
-def flash(message: str, icon: str = ":material/check_circle:") -> None:
-    """Remember a success message to show after the next rerun (e.g. after an import)."""
-    st.session_state["_flash"] = (message, icon)
+def flash(message: str, icon: str = ":material/check_circle:", level: str = "success") -> None:
+    """Remember a message to show after the next rerun (e.g. after an import); ``level`` is
+    success, info, warning or error (an import whose photos can't train is not a success)."""
+    st.session_state["_flash"] = (message, icon, level)
 
 
 def show_flash() -> None:
     """Show (once) the message left by :func:`flash`."""
     message = st.session_state.pop("_flash", None)
     if message:
-        st.success(message[0], icon=message[1])
+        text, icon, level = (*message, "success")[:3]
+        {"info": st.info, "warning": st.warning, "error": st.error}.get(level, st.success)(text, icon=icon)
+
+
+def count_words(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 class``, ``2 classes``, ``1,200 photos``."""
+    return f"{fmt_int(n)} {singular if n == 1 else plural or singular + 's'}"
 
 
 def go_to(page: str) -> None:
