@@ -30,7 +30,8 @@ guarded(restore_place)()  # a refresh, a new tab or a shared link continues wher
 render_nav(PAGES)
 warmup.probe()  # the hub probe waits on the network in the background while the page draws
 loading.empty()
-page.run()
+with st.spinner("Loading the page…"):  # shows only when the page takes longer than half a second
+    page.run()
 guarded(render_sidebar)()  # after the page, so it shows what the page just selected
 guarded(sync_place)()
 warmup.start()  # PyTorch and the hub probe load in the background, after the first paint

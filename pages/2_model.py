@@ -14,6 +14,7 @@ import streamlit as st
 
 import core  # the names used here (catalogue, evidence) are torch-free: the page draws at once
 from core.config import STRATEGY_DEFAULTS, RunConfig, Strategy
+from core.errors import GraftError
 from core.workspace import Workspace
 from ui.common import (backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
                        image_size_cost, image_size_warning, md_escape, model_choices, online, page_header,
@@ -109,13 +110,29 @@ def other_backbone(choices: dict[str, Any]) -> None:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         name = left.text_input("timm model name", key="model_other_name", placeholder="e.g. convnext_tiny")
         if right.button("Use this model", key="model_other_use", width="stretch"):
-            with friendly_errors():
-                from core.backbones import check_name
-
-                update_model_choices(backbone=check_name(name.strip()))
-                st.rerun()
+            use_other_backbone(name.strip())
         if custom:
             st.success(f"Using {md_escape(choices['backbone'])}.", icon=":material/check:")
+
+
+def use_other_backbone(name: str) -> None:
+    """Switch to a timm model typed by the user, or say plainly why not (no CLI hints, no empty quotes)."""
+    if not name:
+        st.warning("Type the name of a timm model first, for example convnext_tiny.", icon=":material/edit:")
+        return
+    from ui import warmup
+
+    with st.spinner(f"Looking up {name} in the model library…"):
+        backbones = warmup.engine()
+        try:
+            update_model_choices(backbone=backbones.check_name(name))
+        except GraftError as exc:
+            close = exc.hint.removeprefix("Did you mean ").rstrip("?") if exc.hint.startswith("Did you mean") else ""
+            st.error(f"The model library has no model called “{md_escape(name)}”."
+                     + (f" Did you mean {md_escape(close)}?" if close else " The six cards above are good choices."),
+                     icon=":material/search_off:")
+            return
+    st.rerun()
 
 
 # --- 2. start point ---------------------------------------------------------------------------------

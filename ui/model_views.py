@@ -82,17 +82,17 @@ def thoroughness(choices: dict[str, Any], n_images: int, speed: dict[str, float]
     if key not in st.session_state:
         st.session_state[key] = thorough if chosen >= 2 else quick
 
-    def label(folds: int) -> str:
-        seconds = training_estimate(choices, n_images, speed, folds)
-        name = "Quick (one split)" if folds == 1 else f"Thorough ({folds} folds)"
-        return f"{name} · about {fmt_duration(seconds)}" if seconds is not None else name
+    def label(folds: int) -> str:  # fixed labels: the times go in the caption (a changing label resets the radio)
+        return "Quick (one split)" if folds == 1 else f"Thorough ({folds} folds)"
 
     picked = st.radio("How carefully to measure the model", [quick, thorough], format_func=label, horizontal=True,
                       key=key, help="Quick trains once and judges the model on the photos it kept aside. Thorough "
                                     "trains on 5 different splits so every photo is judged once: surer figures for "
                                     "small datasets, about 5 times the training time.")
+    times = [(label(f), training_estimate(choices, n_images, speed, f)) for f in (quick, thorough)]
+    cost = " · ".join(f"{name}: about {fmt_duration(t)}" for name, t in times if t is not None)
     suggested = default_folds(n_images)
-    st.caption(f"Suggested for {fmt_int(n_images)} photos: "
+    st.caption((f"{cost}. " if cost else "") + f"Suggested for {fmt_int(n_images)} photos: "
                + ("thorough: with this few photos one split leaves too few to judge on." if suggested >= 2 else
                   "quick: there are enough photos to judge on one split."))
     return int(picked)

@@ -196,3 +196,27 @@ def test_image_size_follows_the_photos_and_warns_when_they_shrink_a_lot(ws: Work
     at.session_state["dataset"] = "big"
     at.run()
     assert choices(at)["image_size"] == 64  # the user's own choice is kept
+
+
+def test_an_empty_or_unknown_timm_name_is_refused_in_plain_words(ws: Workspace) -> None:
+    at = page()
+    at.button(key="model_other_use").click().run()
+    assert not at.exception
+    assert any("Type the name of a timm model first" in w.value for w in at.warning)
+    at.text_input(key="model_other_name").input("resnet18x").run()
+    at.button(key="model_other_use").click().run()
+    error = at.error[0].value
+    assert "no model called" in error and "Did you mean" in error and "`" not in error and "''" not in error
+
+
+def test_quick_or_thorough_with_the_expected_time_before_start(ws: Workspace) -> None:
+    ws.add_sample()
+    at = page(dataset="sample")
+    assert not at.exception
+    folds = at.radio(key="model_folds")
+    assert folds.value == 5  # 120 photos: thorough by default (core.folds.default_folds)
+    assert folds.options == ["Quick (one split)", "Thorough (5 folds)"]
+    assert any("Quick (one split): about" in c.value and "Thorough (5 folds): about" in c.value for c in at.caption)
+    assert any(c.value.startswith("Expected training time: about") for c in at.caption)
+    folds.set_value(1).run()
+    assert choices(at)["folds"] == 1
