@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from tests.e2e.conftest import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, browser_marks, button, choose, fill, idle,
+from tests.e2e.conftest import (CHROMIUM, CHROMIUM_ARGS, browser_marks, button, choose, fill, idle,
                                no_errors, open_page)
 
 pytestmark = browser_marks(420)
