@@ -16,6 +16,7 @@ from ui.common import (count_words, current_dataset, flash, fmt_duration, fmt_in
                        page_header, select_dataset, show_error, show_flash, workspace)
 
 
+METRIC_PX = 170
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "gif"]
 
 
@@ -56,7 +57,7 @@ def saved_datasets(ws: Workspace) -> None:
     if not names:
         return
     current = current_dataset()
-    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    left, right = st.columns([5, 2], vertical_alignment="bottom")
     picked = left.selectbox("Open a saved dataset", names, index=names.index(current) if current in names else None,
                             placeholder="Choose a dataset")
     if picked and picked != current:
@@ -193,11 +194,12 @@ def show_dataset(ws: Workspace, name: str) -> None:
     info = ws.dataset_info(name)
     st.subheader(f"Dataset {md_escape(info.name)}", anchor=False)
     report = check_report(ws, name)
-    cols = st.columns(4)
-    cols[0].metric("Photos", fmt_int(report.total), border=True, help="Readable photos.")
-    cols[1].metric("Classes", len(report.counts), border=True)
-    cols[2].metric("Problems", len(report.problems), border=True, help="Problems block training.")
-    cols[3].metric("Warnings", len(report.warnings), border=True, help="Warnings don't block training.")
+    with st.container(horizontal=True):  # fixed-width cards wrap on a narrow screen instead of cutting labels
+        st.metric("Photos", fmt_int(report.total), border=True, help="Readable photos.", width=METRIC_PX)
+        st.metric("Classes", len(report.counts), border=True, width=METRIC_PX)
+        st.metric("Problems", len(report.problems), border=True, help="Problems block training.", width=METRIC_PX)
+        st.metric("Warnings", len(report.warnings), border=True, help="Warnings don't block training.",
+                  width=METRIC_PX)
     if report.unreadable:
         st.caption(f"{count_words(len(report.unreadable), 'file')} could not be read and {'is' if len(report.unreadable) == 1 else 'are'} "
                    "left out of the counts (listed below).")

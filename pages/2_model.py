@@ -15,6 +15,7 @@ import streamlit as st
 import core  # the names used here (catalogue, evidence) are torch-free: the page draws at once
 from core.config import STRATEGY_DEFAULTS, RunConfig, Strategy
 from core.errors import GraftError
+from core.jsonio import read_json
 from core.workspace import Workspace
 from ui.common import (backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
                        image_size_cost, image_size_warning, md_escape, model_choices, online, page_header,
@@ -38,6 +39,7 @@ STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
 }
 START_TEXT = {"imagenet": "ImageNet pretrained", "run": "An earlier model of yours", "file": "A weights file",
               "scratch": "From scratch (no pretraining)"}
+RECOMMENDED = ":primary[:material/star: **Recommended**]"
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384]
 BATCH_SIZES = [4, 8, 16, 32, 64, 128]
 
@@ -81,8 +83,9 @@ def measure_speeds(ws: Workspace, image_size: int) -> None:
 
 
 def backbone_card(info, selected: bool, speed: dict[str, float] | None, i: int) -> None:
-    badge = " :primary-badge[:material/star: Recommended]" if info.name == core.DEFAULT_BACKBONE else ""
-    st.markdown(f"**{info.label}**{badge}")
+    st.markdown(f"**{info.label}**")
+    if info.name == core.DEFAULT_BACKBONE:  # coloured text, not a badge: a badge is cut off in a narrow card
+        st.markdown(RECOMMENDED)
     st.write(info.blurb)
     # ImageNet accuracy means something only when its ImageNet weights can be the start
     imagenet = f" · ImageNet accuracy {info.top1:.1f}%" if info.top1 and st.session_state.get("online") else ""
@@ -200,11 +203,9 @@ def start_from_run(ws: Workspace, choices: dict[str, Any], n_images: int) -> Non
     current = choices["start"][4:] if choices["start"].startswith("run:") else default
     labels = {r["path"]: run_label(r) + (" · best so far" if best and r["path"] == best["path"] else "")
               for r in finished}
-    left, right = st.columns([4, 1], vertical_alignment="bottom")
-    path = left.selectbox("Earlier model", paths, index=paths.index(current) if current in paths else 0,
-                          format_func=labels.get, key="model_start_run")
-    with right:
-        verdict_badge(verdict_of(path))
+    path = st.selectbox("Earlier model", paths, index=paths.index(current) if current in paths else 0,
+                        format_func=labels.get, key="model_start_run")
+    verdict_badge(verdict_of(path))  # on its own line: beside the box it was cut off at 900 px
     set_start(f"run:{path}", choices, n_images)
     spec = next(r for r in finished if r["path"] == path)["config"]
     st.caption(f"The new model keeps this model's backbone ({md_escape(backbone_label(spec.get('backbone', '')))}) "
@@ -269,17 +270,19 @@ def strategy_section(choices: dict[str, Any], n_images: int) -> None:
         st.info("Starting from scratch trains every layer, so the strategy is “From scratch”.", icon=":material/info:")
     elif recommended:
         st.info(f"Recommended: **{STRATEGY_TEXT[recommended][0]}**. {reason}", icon=":material/lightbulb:")
-    cols = st.columns(3)
-    for i, strategy in enumerate(Strategy):
-        with cols[i % 3].container(border=True, key=f"strategy_card_{i}"):
-            strategy_card(strategy, choices, recommended, locked=scratch)
+    strategies = list(enumerate(Strategy))
+    for row in range(0, len(strategies), 3):  # row by row, so the cards of a row line up
+        for col, (i, strategy) in zip(st.columns(3), strategies[row:row + 3]):
+            with col.container(border=True, key=f"strategy_card_{i}", height="stretch"):
+                strategy_card(strategy, choices, recommended, locked=scratch)
 
 
 def strategy_card(strategy: Strategy, choices: dict[str, Any], recommended: Strategy | None, locked: bool) -> None:
     title, text = STRATEGY_TEXT[strategy]
     selected = choices["strategy"] == strategy.value
-    badge = " :primary-badge[:material/star: Recommended]" if strategy == recommended and not locked else ""
-    st.markdown(f"**{title}**{badge}")
+    st.markdown(f"**{title}**")
+    if strategy == recommended and not locked:
+        st.markdown(RECOMMENDED)
     st.write(text)
     st.caption(core.evidence_text(strategy))
     disabled = locked and strategy != Strategy.SCRATCH
@@ -343,8 +346,13 @@ def summary(ws: Workspace, choices: dict[str, Any], dataset: str | None, n_image
     kind = choices["start"].split(":", 1)[0]
     strategy = STRATEGY_TEXT[Strategy(choices["strategy"])][0]
     start = START_TEXT[kind] if kind != "scratch" else "no pretraining"
-    st.markdown(f"**Your choice:** {md_escape(backbone_label(choices['backbone']))} · {start} · "
-                f"{strategy} · {choices['epochs']} epochs at {choices['image_size']} px")
+    backbone = choices["backbone"]
+    if kind == "run":  # an earlier model brings its own backbone
+        config = read_json(Path(choices["start"][4:]) / "config.json", {}) or {}
+        backbone = config.get("backbone") or backbone
+    epochs = int(choices["epochs"])
+    st.markdown(f"**Your choice:** {md_escape(backbone_label(backbone))} · {start} · {strategy} · "
+                f"{epochs} epoch{'s' if epochs != 1 else ''} at {choices['image_size']} px")
     if n_images:
         st.caption(expected_duration_text(choices, n_images, speed))
     shrunk = image_size_warning(choices)

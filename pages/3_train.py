@@ -154,8 +154,9 @@ def ended_panel(path: str, status: dict[str, Any], events: list[dict[str, Any]])
             st.warning(md_escape(message.split("Warning:", 1)[1].strip()), icon=":material/warning:")
     elif state == "cancelled":
         st.info("Cancelled before it started: nothing was trained.", icon=":material/cancel:")
-    elif state == "stopped":  # the first sentence; the verdict and the numbers follow below
-        st.info(md_escape(message.split(". ", 1)[0].rstrip(".") + "."), icon=":material/stop_circle:")
+    elif state == "stopped":  # the sentence about the stop (the message starts with the verdict's)
+        said = next((s for s in message.split(". ") if s.startswith("Stopped")), "Stopped on request")
+        st.info(md_escape(said.rstrip(".") + "."), icon=":material/stop_circle:")
         verdict_banner(verdict_of(path))
     elif state == "failed":
         failed_panel(message)

@@ -45,6 +45,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 ACCENT = "#0F766E"   # teal: validation curves, primary buttons, defect bars
 MUTED = "#94A3B8"    # slate: training curves, the "good" class
 GOOD, WARN, BAD = "#15803D", "#B45309", "#B91C1C"
+METRIC_CARD_PX = 210  # headline cards: wide enough for "Defects caught (catch rate)" and "100.0%"
 
 PAGES = {
     "data": "pages/1_data.py", "model": "pages/2_model.py", "train": "pages/3_train.py",
@@ -437,20 +438,20 @@ def state_badge(state: str) -> None:
 
 def headline_metrics(metrics: dict[str, Any]) -> None:
     """The numbers a manager asks for first: accuracy, defects caught, false alarms, F1."""
-    cols = st.columns(4)
-    n = metrics.get("n")
-    cols[0].metric("Accuracy", fmt_pct(metrics.get("accuracy"), 1), border=True,
-                   help=f"Share of {fmt_int(n)} held-back photos the model labelled correctly.")
-    caught = metrics.get("catch_rate")
-    cols[1].metric("Defects caught (catch rate)", fmt_pct(caught, 1), border=True,
-                   help=_count_help(metrics, "defects_caught", "defects", "defective parts flagged as defective "
-                                    "(recall on defects)."))
-    cols[2].metric("False alarms", fmt_pct(metrics.get("false_alarm_rate"), 1), border=True,
-                   help=_count_help(metrics, "false_alarms", "good_parts", "good parts wrongly flagged as "
-                                    "defective (false-positive rate)."))
-    cols[3].metric("Balanced score", f"{metrics['macro_f1']:.2f}" if metrics.get("macro_f1") is not None else "–",
-                   border=True, help="How well every class is recognised, with rare classes counting as much as "
-                                     "common ones, from 0 to 1 (1.00 is perfect). Statisticians call it macro F1.")
+    n, caught, px = metrics.get("n"), metrics.get("catch_rate"), METRIC_CARD_PX
+    with st.container(horizontal=True):  # fixed-width cards wrap on a narrow screen instead of cutting numbers
+        st.metric("Accuracy", fmt_pct(metrics.get("accuracy"), 1), border=True, width=px,
+                  help=f"Share of {fmt_int(n)} held-back photos the model labelled correctly.")
+        st.metric("Defects caught (catch rate)", fmt_pct(caught, 1), border=True, width=px,
+                  help=_count_help(metrics, "defects_caught", "defects", "defective parts flagged as defective "
+                                   "(recall on defects)."))
+        st.metric("False alarms", fmt_pct(metrics.get("false_alarm_rate"), 1), border=True, width=px,
+                  help=_count_help(metrics, "false_alarms", "good_parts", "good parts wrongly flagged as "
+                                   "defective (false-positive rate)."))
+        st.metric("Balanced score", f"{metrics['macro_f1']:.2f}" if metrics.get("macro_f1") is not None else "–",
+                  border=True, width=px,
+                  help="How well every class is recognised, with rare classes counting as much as common ones, "
+                       "from 0 to 1 (1.00 is perfect). Statisticians call it macro F1.")
     if caught is None:
         st.caption("Mark the good class on the Data page to see defects caught and false alarms.")
 

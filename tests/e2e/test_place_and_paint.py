@@ -10,6 +10,8 @@ import json
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import (CHROMIUM, CHROMIUM_ARGS, browser_marks, button, choose, fill, idle,
                                no_errors, open_page)
 
@@ -197,6 +199,7 @@ def test_offline_from_scratch_says_what_to_expect_and_the_ways_forward(server: t
             browser.close()
 
 
+@pytest.mark.timeout(900)  # two runs on a shared CPU
 def test_stop_ends_within_one_batch_and_a_queued_run_is_cancelled(server: tuple[str, Path]) -> None:
     from playwright.sync_api import sync_playwright
 
