@@ -205,8 +205,8 @@ def test_stop_ends_within_one_batch_and_a_queued_run_is_cancelled(server: tuple[
 
     url, workspace = server
     _seed_sample(workspace)
-    # ResNet-18 from scratch at 96 px, 2 photos a step: ~40 steps an epoch, so a stop lands inside one
-    link = (f"{url}/train?dataset=sample&start=scratch&strategy=scratch&epochs=1000&size=96&batch=2"
+    # ResNet-18 from scratch at 128 px, 2 photos a step: ~40 steps an epoch, so a stop lands inside one
+    link = (f"{url}/train?dataset=sample&start=scratch&strategy=scratch&epochs=1000&size=128&batch=2"
             "&patience=1000&folds=1")
     with sync_playwright() as p:
         browser = _browser(p)
@@ -228,7 +228,7 @@ def test_stop_ends_within_one_batch_and_a_queued_run_is_cancelled(server: tuple[
             assert page.get_by_text("Stopping").count() == 0
             page.locator("button", has_text="Show").first.click()  # back to the training run
             button(page, "Stop training").wait_for(timeout=30_000)
-            _wait_epoch_start(run)  # an epoch has just begun: the click lands inside it
+            _wait_training(run)  # the photos are prepared and batches are running: the click lands inside an epoch
             t0 = time.monotonic()
             button(page, "Stop training").click()
             page.get_by_text("Stopped on request").wait_for(timeout=240_000)
@@ -245,9 +245,12 @@ def _epochs(run: Path) -> list[dict]:
     return [e for e in map(json.loads, lines) if e.get("event") == "epoch"]
 
 
-def _wait_epoch_start(run: Path, timeout_s: float = 240) -> None:
-    """Until a new epoch record appears (the next epoch has then just started)."""
-    seen, deadline = len(_epochs(run)), time.monotonic() + timeout_s
-    while len(_epochs(run)) == seen:
-        assert time.monotonic() < deadline, "no epoch finished"
+def _wait_training(run: Path, timeout_s: float = 300) -> None:
+    """Until the first training batch has been reported (the fit loop runs; one epoch takes seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = (run / "events.jsonl").read_text().splitlines() if (run / "events.jsonl").exists() else []
+        if any(e.get("event") == "progress" and e.get("phase") == "train" for e in map(json.loads, lines)):
+            return
+        assert time.monotonic() < deadline, "training never started"
         time.sleep(0.1)
