@@ -13,8 +13,8 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "GraftError": "errors",
-    "BackboneInfo": "backbones", "CURATED": "backbones", "DEFAULT_BACKBONE": "backbones",
-    "list_backbones": "backbones", "pretrained_available": "backbones", "weights_cached": "backbones",
+    "BackboneInfo": "catalogue", "CURATED": "catalogue", "DEFAULT_BACKBONE": "catalogue",  # torch-free
+    "list_backbones": "catalogue", "pretrained_available": "hub", "weights_cached": "backbones",
     "measure_speed": "backbones",
     "Workspace": "workspace", "DatasetInfo": "workspace", "recommend_strategy": "workspace",
     "evidence_text": "evidence", "recommend_anomaly": "anomaly_choice",

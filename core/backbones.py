@@ -3,59 +3,22 @@
 from __future__ import annotations
 
 import difflib
-import os
-import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import timm
 import torch
 from torch import nn
 
+from .catalogue import CURATED, DEFAULT_BACKBONE, BackboneInfo, list_backbones
 from .errors import GraftError
+from .hub import pretrained_available
 from .weights import WeightsFit, fit_weights, load_state_dict_file
 
 __all__ = ["BackboneInfo", "CURATED", "DEFAULT_BACKBONE", "list_backbones", "build", "check_name",
            "data_config", "pretrained_available", "StartPoint", "parse_start", "measure_speed",
            "weights_cached", "native_size", "check_weights_file", "download_weights"]
-
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    """A backbone we recommend, with numbers a user can compare."""
-
-    name: str
-    label: str
-    blurb: str
-    params_m: float
-    top1: float | None  # ImageNet-1k top-1 from the timm model card
-    train_ips: float | None = None  # images/s on the reference 2-core CPU (docs/benchmarks.md)
-    infer_ips: float | None = None
-
-
-# Chosen for CPU users: small, fast, and strong when transferred. Speeds (images/s, 224 px, bf16,
-# batch 32) were measured on the reference 2-core CPU by `python -m bench` (docs/benchmarks.md).
-CURATED: tuple[BackboneInfo, ...] = (
-    BackboneInfo("resnet18.a1_in1k", "ResNet-18", "Reliable all-rounder; the safe default.", 11.2, 71.5, 31.7, 78.0),
-    BackboneInfo("mobilenetv3_large_100.ra_in1k", "MobileNet-V3", "Fastest to predict; built for phones and laptops.",
-                 4.2, 75.8, 17.2, 264.5),
-    BackboneInfo("efficientnet_b0.ra_in1k", "EfficientNet-B0", "More accurate, a little slower to train.", 4.0, 77.7,
-                 20.2, 145.7),
-    BackboneInfo("convnext_atto.d2_in1k", "ConvNeXt-Atto", "Modern design in a tiny size; quickest to train.", 3.4, 77.0,
-                 44.0, 178.0),
-    BackboneInfo("vit_tiny_patch16_224.augreg_in21k_ft_in1k", "ViT-Tiny", "Vision transformer; looks at the whole image.",
-                 5.5, 75.5, 28.3, 93.7),
-    BackboneInfo("resnet50.a1_in1k", "ResNet-50", "Most accurate here; slowest on a laptop.", 23.5, 81.2, 12.0, 43.3),
-)
-DEFAULT_BACKBONE = CURATED[0].name
-
-
-def list_backbones() -> list[BackboneInfo]:
-    """The curated backbones, default first."""
-    return list(CURATED)
 
 
 @dataclass(frozen=True)
@@ -204,26 +167,6 @@ def weights_cached(name: str) -> bool:
     except Exception:  # unknown name or tag: simply "not cached"
         return False
     return _cached_file(getattr(cfg, "hf_hub_id", None)) is not None
-
-
-def pretrained_available(timeout: float = 3.0) -> bool:
-    """Quickly tell whether the model hub can be reached (the hub's own retries take ~45 s)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or ""
-    result: list[bool] = []
-
-    def probe() -> None:  # DNS can block longer than any socket timeout, hence the thread
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    worker = threading.Thread(target=probe, daemon=True)
-    worker.start()
-    worker.join(timeout)
-    return bool(result and result[0])
 
 
 def measure_speed(name: str, image_size: int = 160, batch_size: int = 16, repeats: int = 3) -> dict[str, float]:

@@ -35,6 +35,7 @@ from .callbacks import EventWriter, StopWatcher
 from .config import RunConfig
 from .ddp import world
 from .errors import GraftError
+from .folds import CV_MAX_PHOTOS, DEFAULT_FOLDS, default_folds, relative_cost  # torch-free, re-exported
 from .jsonio import read_json, write_json_atomic
 from .metrics import choose_threshold
 from .runs import RunFolder
@@ -49,29 +50,9 @@ __all__ = ["CrossVal", "FoldResult", "default_folds", "relative_cost", "resolve_
            "fold_splits", "final_epochs", "run_crossval", "oof_probs", "oof_task_probs", "cross_fit_thresholds",
            "has_progress", "CV_MAX_PHOTOS", "DEFAULT_FOLDS", "CROSSVAL_DIR"]
 
-CV_MAX_PHOTOS, DEFAULT_FOLDS, CROSSVAL_DIR = 300, 5, "crossval"
+CROSSVAL_DIR = "crossval"
 STATUS_EVERY_S = 1.0  # the live view polls once a second; a fold's many short epochs need not each fsync status.json
 Splits = dict[str, list[int]]
-
-
-def default_folds(n_photos: int) -> int:
-    """5 folds for 300 photos or fewer (a single split leaves too few to choose on), else one split."""
-    return DEFAULT_FOLDS if n_photos <= CV_MAX_PHOTOS else 1
-
-
-def relative_cost(folds: int, strategy: str, val_fraction: float = 0.15, test_fraction: float = 0.15) -> float:
-    """About how many times one split's training time a run with ``folds`` folds takes (for a time estimate).
-
-    One split trains on ``1 - val - test`` of the photos. A K-fold run trains K models on
-    ``(K-1)/K * (1 - val)`` of them and a final one on all. Feature extraction computes the features
-    once and fits only small heads, so there the folds add little (the decode and the features dominate).
-    """
-    if folds < 2:
-        return 1.0
-    if strategy == "feature-extraction":
-        return 1.0 + 0.1 * folds
-    single = max(1e-6, 1.0 - val_fraction - test_fraction)
-    return ((folds - 1) * (1.0 - val_fraction) + 1.0) / single
 
 
 def resolve_folds(requested: int | None, prep: "Prepared") -> int:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import secrets
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from .jsonio import append_jsonl, read_json, write_json_atomic
 
 __all__ = ["RunFolder", "new_run_dir", "launch_run", "read_status", "list_runs", "request_stop",
            "request_stop_file", "local_live_status", "pid_alive", "ACTIVE_STATES", "FINAL_STATES",
-           "STALE_AFTER_S", "slugify"]
+           "STALE_AFTER_S", "slugify", "reap_when_done"]
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "stopped", "interrupted")
@@ -195,6 +196,13 @@ def _not_zombie(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def reap_when_done(proc: subprocess.Popen) -> subprocess.Popen:
+    """Collect a launched process's exit status in a daemon thread, so it never stays ``<defunct>``
+    under the app (the app is its parent but only ever reads the run folder)."""
+    threading.Thread(target=proc.wait, name=f"graft-reap-{proc.pid}", daemon=True).start()
+    return proc
 
 
 def local_live_status(status: dict[str, Any]) -> dict[str, Any]:

@@ -108,8 +108,12 @@ class Trainer:
             if self.should_stop:
                 break
         seen, loss_sum, correct = ddp.sum_all(seen, loss_sum, correct)  # the epoch over every rank's share
-        return {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
-                "images_per_s": seen / max(time.monotonic() - t0, 1e-9)}
+        out = {"train_loss": loss_sum / max(seen, 1), "train_acc": correct / max(seen, 1),
+               "images_per_s": seen / max(time.monotonic() - t0, 1e-9)}
+        if self.should_stop and seen and b + 1 < n_batches:  # a stop within the epoch: say where it ended
+            out["stopped_after_batch"] = b + 1
+            out["batches"] = n_batches
+        return out
 
     def score_train(self) -> dict[str, float]:
         """Loss and accuracy on the training photos without training (a recipe with no epochs)."""
@@ -202,7 +206,9 @@ class Trainer:
         self.fire("on_epoch_start", epoch)
         trains = self.recipe.epochs > 0
         record = {"epoch": epoch + 1, "epochs": self.epochs, **(self.train_one_epoch() if trains else self.score_train())}
-        if trains and self.recipe.recalibrate_bn and (epoch + 1 == self.epochs or self.feeder.size("val")):
+        # A stop is honoured at once: no extra pass over the training photos to refresh the BN statistics.
+        if (trains and self.recipe.recalibrate_bn and not self.should_stop
+                and (epoch + 1 == self.epochs or self.feeder.size("val"))):
             recalibrate_batchnorm(self.model, self._clean_batches(), self.runtime)
         record.update(self.validate())
         record["lr"] = max(g["lr"] for g in self.optimizer.param_groups) if trains else 0.0

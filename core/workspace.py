@@ -6,6 +6,7 @@ Everything a user makes lives under one folder (``GRAFT_WORKSPACE``, default ``.
     runs/<run-id>/        one folder per training run (see core.runs)
     weights/              uploaded weights files (start points)
     settings.json         e.g. {"max_concurrent_runs": 1}
+    last_used.json        where the user was: dataset, run, model settings (restored after a refresh)
 
 Untrusted names (dataset names, class names, upload file names, run ids) are reduced to safe
 forms here, and every path is checked to stay inside the workspace before it is written or
@@ -58,6 +59,7 @@ SAMPLE_DIR = PROJECT_ROOT / "sample_data" / "defects"
 GOOD_CLASS_NAMES = ("ok", "good", "pass", "normal")
 WEIGHT_EXTENSIONS = (".safetensors", ".pth", ".bin")
 META_FILE, CHECK_FILE, CSV_FILE = "dataset.json", "check.json", "labels.csv"
+LAST_USED_FILE = "last_used.json"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _THUMB_PX = 192
 
@@ -283,12 +285,13 @@ class Workspace:
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
-    def import_zip(self, upload: bytes | str | Path, name: str) -> DatasetInfo:
+    def import_zip(self, upload: bytes | str | Path, name: str, filename: str = "upload.zip") -> DatasetInfo:
         """Save a zip of class folders (or of images plus a labels CSV) as a dataset.
 
         Args:
             upload: the zip's bytes, or a path to it.
             name: the dataset's name (made safe; must be new).
+            filename: the name the user's file had (for bytes), so messages name the file they chose.
 
         Raises:
             GraftError: the name is taken, or the zip is refused (damaged, a zip bomb, no images...).
@@ -296,7 +299,8 @@ class Workspace:
         dest = self._new_dataset_dir(name)
         staged = self._staging()
         try:
-            zip_path = Path(upload) if isinstance(upload, (str, Path)) else staged / "upload.zip"
+            zip_path = (Path(upload) if isinstance(upload, (str, Path))
+                        else staged / safe_filename(filename, default="upload.zip"))
             if not isinstance(upload, (str, Path)):
                 zip_path.write_bytes(upload)
             report = extract_zip(zip_path, staged / "data")
@@ -601,6 +605,24 @@ class Workspace:
         return [r for r in self.list_runs() if r["status"].get("state") in ("done", "stopped")
                 and (Path(r["path"]) / "model" / "model.json").is_file()]
 
+    def best_model(self) -> dict[str, Any] | None:
+        """The finished model to build on by default: the best usable one, with its ``verdict`` added.
+
+        Usable means its verdict is not "Not usable"; ranked by verdict (ready before promising), then by
+        the held-out macro F1 (else accuracy), newer first on ties. None when no finished model is usable.
+        """
+        from .verdict import LEVELS, judge_run
+
+        ranked = []
+        for i, run in enumerate(self.finished_models()):
+            verdict = judge_run(run["path"])
+            if verdict is None or verdict.level == "not_usable":
+                continue
+            metrics = run["metrics"]
+            score = metrics.get("macro_f1") if metrics.get("macro_f1") is not None else metrics.get("accuracy")
+            ranked.append(((LEVELS.index(verdict.level), float(score or 0.0), -i), {**run, "verdict": verdict}))
+        return max(ranked, key=lambda pair: pair[0])[1] if ranked else None
+
     def queue_position(self, run_path: str | Path) -> int:
         """How many runs go before this queued run (0 when it is running or not queued)."""
         path = Path(run_path)
@@ -635,6 +657,29 @@ class Workspace:
             raise GraftError("The weights file is empty.")
         self.weights_dir.mkdir(parents=True, exist_ok=True)
         return _write_new(self.weights_dir, base, data)
+
+    # --- where the user was (the app restores it after a refresh or in a new tab) ---
+
+    @property
+    def last_used_file(self) -> Path:
+        return self.root / LAST_USED_FILE
+
+    def last_used(self) -> dict[str, Any]:
+        """The working context saved by :meth:`remember` (``{}`` when none or unreadable)."""
+        data = read_json(self.last_used_file, {})
+        return data if isinstance(data, dict) else {}
+
+    def remember(self, **values: Any) -> dict[str, Any]:
+        """Merge ``values`` (JSON-friendly; None removes a key) into ``last_used.json``, written atomically.
+
+        Returns the saved context. Nothing is written when nothing changed (the app calls this on every rerun).
+        """
+        saved = self.last_used()
+        merged = {**saved, **values}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        if merged != saved:
+            write_json_atomic(self.last_used_file, merged)
+        return merged
 
     @property
     def speeds_file(self) -> Path:

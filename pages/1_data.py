@@ -1,17 +1,22 @@
 """Data: bring labelled photos in (four ways), check them in plain words, and manage saved datasets."""
 
+# ruff: noqa: E402  (the router guard runs before the slower imports)
 from __future__ import annotations
+
+from ui.router import ensure_router
+
+ensure_router()  # first, before the slower imports: a direct link to this page still gets the app frame
 
 import streamlit as st
 
 from core.errors import GraftError
 from core.workspace import Workspace, class_name
 from ui.charts import class_bar
-from ui.common import (ensure_router, current_dataset, flash, fmt_duration, fmt_int, go_to, guarded, md_escape,
+from ui.common import (count_words, current_dataset, flash, fmt_duration, fmt_int, go_to, guarded, md_escape,
                        page_header, select_dataset, show_error, show_flash, workspace)
 
-ensure_router()  # a direct link to this page still gets the app frame
 
+METRIC_PX = 170
 IMAGE_TYPES = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "gif"]
 
 
@@ -25,6 +30,24 @@ def _opened(ws: Workspace, name: str, message: str) -> None:
     st.rerun()
 
 
+def _imported(ws: Workspace, name: str, what: str, notes: list[str]) -> None:
+    """Open the new dataset with a message that matches its check: readable and skipped photos, and red
+    when problems block training (never a green "Imported" for photos that can't train)."""
+    select_dataset(name)
+    with st.spinner("Checking the photos…"):
+        report = ws.check(name)  # cached: the page shows this same report
+    skipped = len(report.unreadable)
+    text = (f"{what}: {count_words(report.total, 'readable photo')} in "
+            f"{count_words(len([c for c, n in report.counts.items() if n]), 'class', 'classes')}")
+    text += f", {count_words(skipped, 'file')} skipped (unreadable)." if skipped else "."
+    if report.problems:
+        flash(f"{text} {count_words(len(report.problems), 'problem')} block training: see below.",
+              icon=":material/block:", level="error")
+    else:
+        flash(" ".join([text, *notes]), level="warning" if skipped else "success")
+    st.rerun()
+
+
 # --- saved datasets ---------------------------------------------------------------------------
 
 
@@ -34,7 +57,7 @@ def saved_datasets(ws: Workspace) -> None:
     if not names:
         return
     current = current_dataset()
-    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    left, right = st.columns([5, 2], vertical_alignment="bottom")
     picked = left.selectbox("Open a saved dataset", names, index=names.index(current) if current in names else None,
                             placeholder="Choose a dataset")
     if picked and picked != current:
@@ -78,7 +101,8 @@ def add_sample(ws: Workspace) -> None:
     if st.button("Load sample data", type="primary", icon=":material/download:", key="data_sample"):
         with st.spinner("Copying the sample photos…"):
             info = ws.add_sample()
-        _opened(ws, info.name, f"Loaded the sample: {info.total} photos in {len(info.classes)} classes.")
+        _opened(ws, info.name, f"Loaded the sample: {count_words(info.total, 'photo')} in "
+                               f"{count_words(len(info.classes), 'class', 'classes')}.")
 
 
 def add_zip(ws: Workspace) -> None:
@@ -88,9 +112,9 @@ def add_zip(ws: Workspace) -> None:
     name = st.text_input("Dataset name", value=ws.unique_dataset_name(upload.name.rsplit(".", 1)[0]) if upload else "",
                          key=f"data_zip_name_{upload.file_id if upload else ''}", placeholder="e.g. line-3-housings")
     if st.button("Import zip", type="primary", disabled=upload is None, key="data_zip_go"):
-        with st.spinner("Unpacking and checking the zip safely…"):
-            info = ws.import_zip(upload.getvalue(), name or upload.name)
-        _opened(ws, info.name, f"Imported {info.total} photos in {len(info.classes)} classes. " + " ".join(info.notes))
+        with st.spinner(f"Unpacking and checking {upload.name} safely…"):
+            info = ws.import_zip(upload.getvalue(), name or upload.name, filename=upload.name)
+        _imported(ws, info.name, f"Imported {upload.name}", info.notes)
 
 
 def _add_class() -> None:
@@ -130,7 +154,7 @@ def add_by_class(ws: Workspace) -> None:
         with st.spinner("Saving the photos…"):
             info = ws.create_from_uploads(name, files)
         st.session_state.pop("draft_classes", None)
-        _opened(ws, info.name, f"Saved {info.total} photos in {len(info.classes)} classes. " + " ".join(info.notes))
+        _imported(ws, info.name, f"Saved the dataset {info.name}", info.notes)
     if reset:
         st.session_state.pop("draft_classes", None)
         st.rerun()
@@ -147,7 +171,7 @@ def add_csv(ws: Workspace) -> None:
     if st.button("Import CSV", type="primary", disabled=not (table and photos), key="data_csv_go"):
         with st.spinner("Saving the photos…"):
             info = ws.import_csv(table.getvalue(), _files(photos), name or "csv")
-        _opened(ws, info.name, f"Imported {info.total} photos in {len(info.classes)} classes. " + " ".join(info.notes))
+        _imported(ws, info.name, f"Imported {table.name}", info.notes)
 
 
 # --- the current dataset --------------------------------------------------------------------------
@@ -170,14 +194,23 @@ def show_dataset(ws: Workspace, name: str) -> None:
     info = ws.dataset_info(name)
     st.subheader(f"Dataset {md_escape(info.name)}", anchor=False)
     report = check_report(ws, name)
-    cols = st.columns(4)
-    cols[0].metric("Photos", fmt_int(report.total), border=True, help="Readable photos.")
-    cols[1].metric("Classes", len(report.counts), border=True)
-    cols[2].metric("Problems", len(report.problems), border=True, help="Problems block training.")
-    cols[3].metric("Warnings", len(report.warnings), border=True, help="Warnings don't block training.")
+    with st.container(horizontal=True):  # fixed-width cards wrap on a narrow screen instead of cutting labels
+        st.metric("Photos", fmt_int(report.total), border=True, help="Readable photos.", width=METRIC_PX)
+        st.metric("Classes", len(report.counts), border=True, width=METRIC_PX)
+        st.metric("Problems", len(report.problems), border=True, help="Problems block training.", width=METRIC_PX)
+        st.metric("Warnings", len(report.warnings), border=True, help="Warnings don't block training.",
+                  width=METRIC_PX)
+    if report.unreadable:
+        st.caption(f"{count_words(len(report.unreadable), 'file')} could not be read and {'is' if len(report.unreadable) == 1 else 'are'} "
+                   "left out of the counts (listed below).")
     chart, side = st.columns([3, 2], gap="large")
     with chart:
-        st.plotly_chart(class_bar(report.counts, info.good_class), config={"displayModeBar": False}, key="class_bar")
+        if report.total:  # an empty chart says nothing: the problems beside it say why
+            st.plotly_chart(class_bar(report.counts, info.good_class), config={"displayModeBar": False},
+                            key="class_bar")
+        else:
+            st.error("None of the photos in this dataset can be read, so there is nothing to train on.",
+                     icon=":material/block:")
     with side:
         good_class(ws, info)
         findings(report, info.notes)

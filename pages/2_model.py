@@ -1,21 +1,29 @@
 """Model: which pretrained network, where its weights come from, and how to adapt it to the photos."""
 
+# ruff: noqa: E402  (the router guard runs before the slower imports)
 from __future__ import annotations
 
-import importlib
+from ui.router import ensure_router
+
+ensure_router()  # first, before the slower imports: a direct link to this page still gets the app frame
+
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-import core  # its backbone names load PyTorch and timm on first use: main() shows a spinner meanwhile
+import core  # the names used here (catalogue, evidence) are torch-free: the page draws at once
 from core.config import STRATEGY_DEFAULTS, RunConfig, Strategy
+from core.errors import GraftError
+from core.jsonio import read_json
 from core.workspace import Workspace
-from ui.common import (ensure_router, backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
+from ui.common import (backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
                        image_size_cost, image_size_warning, md_escape, model_choices, online, page_header,
                        pretrained_cached, recommended_strategy, update_model_choices, workspace)
+from ui.model_views import (backbone_speeds, check_weights_upload, expected_duration_text, offline_advice,
+                            thoroughness)
+from ui.verdict_views import verdict_badge, verdict_of
 
-ensure_router()  # a direct link to this page still gets the app frame
 
 STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
     Strategy.FEATURE_EXTRACTION: ("Feature extraction", "Keeps the pretrained network as it is and trains only the "
@@ -34,6 +42,7 @@ STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
 }
 START_TEXT = {"imagenet": "ImageNet pretrained", "run": "An earlier model of yours", "file": "A weights file",
               "scratch": "From scratch (no pretraining)"}
+RECOMMENDED = ":primary[:material/star: **Recommended**]"
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384]
 BATCH_SIZES = [4, 8, 16, 32, 64, 128]
 
@@ -46,11 +55,13 @@ def backbone_section(ws: Workspace, choices: dict[str, Any]) -> None:
     st.subheader("1 · Backbone", anchor=False)
     st.caption("The pretrained network that already knows how to see edges, textures and shapes. Bigger is usually "
                "more accurate but slower.")
-    speeds = ws.backbone_speeds()
-    cols = st.columns(3)
-    for i, info in enumerate(core.list_backbones()):
-        with cols[i % 3].container(border=True, key=f"backbone_card_{i}"):
-            backbone_card(info, choices["backbone"] == info.name, speeds.get(info.name), i)
+    speeds = backbone_speeds(ws)
+    backbones = core.list_backbones()
+    for row in range(0, len(backbones), 3):  # row by row, so the cards of a row line up
+        cols = st.columns(3)
+        for col, (i, info) in zip(cols, list(enumerate(backbones))[row:row + 3]):
+            with col.container(border=True, key=f"backbone_card_{i}", height="stretch"):
+                backbone_card(info, choices["backbone"] == info.name, speeds.get(info.name), i)
     measure_speeds(ws, int(choices["image_size"]))
     other_backbone(choices)
 
@@ -75,11 +86,13 @@ def measure_speeds(ws: Workspace, image_size: int) -> None:
 
 
 def backbone_card(info, selected: bool, speed: dict[str, float] | None, i: int) -> None:
-    badge = " :primary-badge[:material/star: Recommended]" if info.name == core.DEFAULT_BACKBONE else ""
-    st.markdown(f"**{info.label}**{badge}")
+    st.markdown(f"**{info.label}**")
+    if info.name == core.DEFAULT_BACKBONE:  # coloured text, not a badge: a badge is cut off in a narrow card
+        st.markdown(RECOMMENDED)
     st.write(info.blurb)
-    top1 = f"{info.top1:.1f}%" if info.top1 else "n/a"
-    st.caption(f"{info.params_m:.1f} M parameters · ImageNet accuracy {top1}  \n{speed_text(info, speed)}")
+    # ImageNet accuracy means something only when its ImageNet weights can be the start
+    imagenet = f" · ImageNet accuracy {info.top1:.1f}%" if info.top1 and st.session_state.get("online") else ""
+    st.caption(f"{info.params_m:.1f} M parameters{imagenet}  \n{speed_text(info, speed)}")
     if st.button("Selected" if selected else "Use this", key=f"use_backbone_{i}",
                  type="primary" if selected else "secondary", icon=":material/check:" if selected else None,
                  width="stretch"):
@@ -103,13 +116,29 @@ def other_backbone(choices: dict[str, Any]) -> None:
         left, right = st.columns([3, 1], vertical_alignment="bottom")
         name = left.text_input("timm model name", key="model_other_name", placeholder="e.g. convnext_tiny")
         if right.button("Use this model", key="model_other_use", width="stretch"):
-            with friendly_errors():
-                from core.backbones import check_name
-
-                update_model_choices(backbone=check_name(name.strip()))
-                st.rerun()
+            use_other_backbone(name.strip())
         if custom:
             st.success(f"Using {md_escape(choices['backbone'])}.", icon=":material/check:")
+
+
+def use_other_backbone(name: str) -> None:
+    """Switch to a timm model typed by the user, or say plainly why not (no CLI hints, no empty quotes)."""
+    if not name:
+        st.warning("Type the name of a timm model first, for example convnext_tiny.", icon=":material/edit:")
+        return
+    from ui import warmup
+
+    with st.spinner(f"Looking up {name} in the model library…"):
+        backbones = warmup.engine()
+        try:
+            update_model_choices(backbone=backbones.check_name(name))
+        except GraftError as exc:
+            close = exc.hint.removeprefix("Did you mean ").rstrip("?") if exc.hint.startswith("Did you mean") else ""
+            st.error(f"The model library has no model called “{md_escape(name)}”."
+                     + (f" Did you mean {md_escape(close)}?" if close else " The six cards above are good choices."),
+                     icon=":material/search_off:")
+            return
+    st.rerun()
 
 
 # --- 2. start point ---------------------------------------------------------------------------------
@@ -132,6 +161,7 @@ def start_section(ws: Workspace, choices: dict[str, Any], n_images: int) -> None
     if st.session_state[key] not in kinds:
         st.session_state[key] = kind
     picked = st.radio("Start from", kinds, format_func=START_TEXT.get, horizontal=True, key=key)
+    st.session_state.pop("_start_blocked", None)
     if picked == "imagenet":
         set_start("imagenet", choices, n_images)
         st.caption("Weights learned from 1.3 million everyday photos: the best start for almost any inspection task.")
@@ -142,6 +172,13 @@ def start_section(ws: Workspace, choices: dict[str, Any], n_images: int) -> None
     else:
         set_start("scratch", choices, n_images)
         st.caption("Every layer learns from your photos alone. Needs many more photos and epochs.")
+    if picked == "file" and not choices["start"].startswith("file:"):
+        st.session_state.setdefault("_start_blocked", "Upload a weights file, or choose another starting point.")
+    if picked == "scratch" and not can_download:
+        dataset = current_dataset()
+        n_classes = len(ws.dataset_info(dataset).classes) if dataset else 2
+        offline_advice(n_images, n_classes, choices, backbone_speeds(ws).get(choices["backbone"]),
+                       bool(ws.finished_models()))
 
 
 def set_start(start: str, choices: dict[str, Any], n_images: int) -> None:
@@ -164,37 +201,59 @@ def start_from_run(ws: Workspace, choices: dict[str, Any], n_images: int) -> Non
                 icon=":material/info:")
         return
     paths = [r["path"] for r in finished]
-    current = choices["start"][4:] if choices["start"].startswith("run:") else paths[0]
-    labels = {r["path"]: run_label(r) for r in finished}
+    best = ws.best_model()
+    default = best["path"] if best else paths[0]  # the best usable model, not merely the newest
+    current = choices["start"][4:] if choices["start"].startswith("run:") else default
+    labels = {r["path"]: run_label(r) + (" · best so far" if best and r["path"] == best["path"] else "")
+              for r in finished}
     path = st.selectbox("Earlier model", paths, index=paths.index(current) if current in paths else 0,
                         format_func=labels.get, key="model_start_run")
+    verdict_badge(verdict_of(path))  # on its own line: beside the box it was cut off at 900 px
     set_start(f"run:{path}", choices, n_images)
     spec = next(r for r in finished if r["path"] == path)["config"]
     st.caption(f"The new model keeps this model's backbone ({md_escape(backbone_label(spec.get('backbone', '')))}) "
                "and what it learned, and adapts it to the current dataset.")
+    if not best:
+        st.warning("None of your earlier models is usable yet, so building on one rarely helps.",
+                   icon=":material/warning:")
 
 
 def run_label(run: dict[str, Any]) -> str:
     config, metrics = run["config"], run["metrics"]
     data = Path(str(config.get("data", ""))).name
     backbone = backbone_label(config.get("backbone", ""))
-    return f"{run['id']} · {data} · {backbone} · accuracy {fmt_pct(metrics.get('accuracy'))}"
+    name = config.get("name") or run["id"]
+    return f"{name} · {data} · {backbone} · accuracy {fmt_pct(metrics.get('accuracy'))}"
 
 
 def start_from_file(ws: Workspace, choices: dict[str, Any], n_images: int) -> None:
     upload = st.file_uploader("Weights file (.safetensors, .pth or .bin)", type=["safetensors", "pth", "bin"],
                               key="model_weights_upload")
     saved: dict[str, str] = st.session_state.setdefault("weights_saved", {})
+    refused: dict[tuple[str, str], str] = st.session_state.setdefault("weights_refused", {})
     if upload is not None:
-        if upload.file_id not in saved:
-            with st.spinner("Saving the weights file in the workspace…"):
-                saved[upload.file_id] = str(ws.save_weights(upload.name, upload.getvalue()))
+        key = (upload.file_id, choices["backbone"])
+        if upload.file_id not in saved and key not in refused:
+            with st.spinner(f"Saving {upload.name} in the workspace…"):
+                path = ws.save_weights(upload.name, upload.getvalue())
+            reason = check_weights_upload(path, upload.name, choices["backbone"], int(choices["image_size"]))
+            if reason:  # refused at once: nothing is kept, and nothing fails 17 s after Start
+                path.unlink(missing_ok=True)
+                refused[key] = reason
+            else:
+                saved[upload.file_id] = str(path)
+        if key in refused:
+            st.error(md_escape(refused[key]), icon=":material/block:")
+            st.session_state["_start_blocked"] = "Choose a weights file that fits, or another starting point."
+            return
         set_start(f"file:{saved[upload.file_id]}", choices, n_images)
     if choices["start"].startswith("file:"):
-        st.caption(f"Using {md_escape(Path(choices['start'][5:]).name)}. The weights must fit the backbone chosen "
-                   "above; they are loaded as plain tensors, never as code.")
+        st.success(f"Using {md_escape(Path(choices['start'][5:]).name)}: its weights fit "
+                   f"{md_escape(backbone_label(choices['backbone']))}. They are loaded as plain tensors, never as "
+                   "code.", icon=":material/check:")
     else:
-        st.caption("Weights saved from the same backbone, e.g. a model trained elsewhere on similar parts.")
+        st.caption("Weights saved from the same backbone, e.g. a model trained elsewhere on similar parts. The file "
+                   "is checked the moment it arrives.")
 
 
 # --- 3. strategy -----------------------------------------------------------------------------------
@@ -219,11 +278,12 @@ def strategy_section(choices: dict[str, Any], n_images: int) -> None:
         st.info(f"Recommended: **{STRATEGY_TEXT[recommended][0]}**. {reason}", icon=":material/lightbulb:")
     if anomaly and not good_only:
         st.info(f"Also worth a try: **{STRATEGY_TEXT[Strategy.ANOMALY][0]}**. {anomaly}", icon=":material/lightbulb:")
-    cols = st.columns(3)
-    for i, strategy in enumerate(Strategy):
-        with cols[i % 3].container(border=True, key=f"strategy_card_{i}"):
-            badge = Strategy.ANOMALY if anomaly and strategy == Strategy.ANOMALY else recommended
-            strategy_card(strategy, choices, badge, locked=scratch)
+    strategies = list(enumerate(Strategy))
+    for row in range(0, len(strategies), 3):  # row by row, so the cards of a row line up
+        for col, (i, strategy) in zip(st.columns(3), strategies[row:row + 3]):
+            with col.container(border=True, key=f"strategy_card_{i}", height="stretch"):
+                badge = Strategy.ANOMALY if anomaly and strategy == Strategy.ANOMALY else recommended
+                strategy_card(strategy, choices, badge, locked=scratch)
 
 
 def anomaly_reason() -> tuple[str | None, bool]:
@@ -240,8 +300,9 @@ def anomaly_reason() -> tuple[str | None, bool]:
 def strategy_card(strategy: Strategy, choices: dict[str, Any], recommended: Strategy | None, locked: bool) -> None:
     title, text = STRATEGY_TEXT[strategy]
     selected = choices["strategy"] == strategy.value
-    badge = " :primary-badge[:material/star: Recommended]" if strategy == recommended and not locked else ""
-    st.markdown(f"**{title}**{badge}")
+    st.markdown(f"**{title}**")
+    if strategy == recommended and not locked:
+        st.markdown(RECOMMENDED)
     st.write(text)
     st.caption(core.evidence_text(strategy))
     disabled = locked and strategy != Strategy.SCRATCH
@@ -297,18 +358,33 @@ def advanced_section(choices: dict[str, Any], n_images: int, speed: dict[str, fl
             help="Fixes the random choices, so a run can be repeated exactly."))
 
 
-def summary(choices: dict[str, Any], dataset: str | None) -> None:
+def summary(ws: Workspace, choices: dict[str, Any], dataset: str | None, n_images: int) -> None:
     st.divider()
+    speed = backbone_speeds(ws).get(choices["backbone"])
+    if n_images:
+        choices["folds"] = thoroughness(choices, n_images, speed, key="model_folds")
     kind = choices["start"].split(":", 1)[0]
     strategy = STRATEGY_TEXT[Strategy(choices["strategy"])][0]
-    st.markdown(f"**Your choice:** {md_escape(backbone_label(choices['backbone']))} · {START_TEXT[kind]} · "
-                f"{strategy} · {choices['epochs']} epochs at {choices['image_size']} px")
+    start = START_TEXT[kind] if kind != "scratch" else "no pretraining"
+    backbone = choices["backbone"]
+    if kind == "run":  # an earlier model brings its own backbone
+        config = read_json(Path(choices["start"][4:]) / "config.json", {}) or {}
+        backbone = config.get("backbone") or backbone
+    epochs = int(choices["epochs"])
+    st.markdown(f"**Your choice:** {md_escape(backbone_label(backbone))} · {start} · {strategy} · "
+                f"{epochs} epoch{'s' if epochs != 1 else ''} at {choices['image_size']} px")
+    if n_images:
+        st.caption(expected_duration_text(choices, n_images, speed))
     shrunk = image_size_warning(choices)
     if shrunk:
         st.warning(shrunk + " Change it under Advanced settings.", icon=":material/zoom_out:")
+    blocked = st.session_state.get("_start_blocked")
     if dataset is None:
         st.warning("Choose or add a dataset on the Data page before training.", icon=":material/photo_library:")
+    elif blocked:
+        st.warning(blocked, icon=":material/block:")
     elif st.button("Next: train", type="primary", icon=":material/arrow_forward:", key="model_next"):
+        st.session_state["train_fresh"] = True  # the Train page opens on the new run's settings and Start
         go_to("train")
 
 
@@ -316,8 +392,6 @@ def summary(choices: dict[str, Any], dataset: str | None) -> None:
 def main() -> None:
     page_header("Model", "Pick a pretrained network and how to adapt it to your photos. The recommended choices "
                          "work well; you can change them at any time.")
-    with st.spinner("Loading the model catalogue…"):
-        importlib.import_module("core.backbones")  # PyTorch and timm: a few seconds on the first visit only
     ws = workspace()
     dataset = current_dataset()
     n_images = ws.dataset_info(dataset).total if dataset else 0
@@ -327,8 +401,7 @@ def main() -> None:
     backbone_section(ws, choices)
     start_section(ws, choices, n_images)
     strategy_section(choices, n_images)
-    advanced_section(choices, n_images, ws.backbone_speeds().get(choices["backbone"]))
-    summary(choices, dataset)
-
+    advanced_section(choices, n_images, backbone_speeds(ws).get(choices["backbone"]))
+    summary(ws, choices, dataset, n_images)
 
 main()

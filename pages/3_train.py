@@ -3,37 +3,46 @@
 The page only reads the run folder, so a refresh or a closed tab never disturbs training.
 """
 
+# ruff: noqa: E402  (the router guard runs before the slower imports)
 from __future__ import annotations
+
+from ui.router import ensure_router
+
+ensure_router()  # first, before the slower imports: a direct link to this page still gets the app frame
 
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
-from core import ACTIVE_STATES, RunFolder, launch_run, read_status, request_stop
+from core import ACTIVE_STATES, RunFolder, launch_run, read_status, request_stop, where_label
 from core.jsonio import read_json
 from core.verdict import held_out_words
 from core.workspace import Workspace
 from ui.charts import curves_figure
-from ui.common import (ensure_router, STATE_LABELS, attach_run, backbone_label, current_dataset, flash, fmt_duration, go_to,
+from ui.common import (STATE_LABELS, attach_run, backbone_label, current_dataset, flash, fmt_duration, go_to,
                        guarded, headline_metrics, md_escape, model_choices, page_header, progress_summary,
-                       select_run, show_flash, state_badge, workspace)
+                       run_state, select_run, show_flash, state_badge, strategy_title, workspace)
+from ui.verdict_views import verdict_banner, verdict_of
 
-ensure_router()  # a direct link to this page still gets the app frame
 
 POLL_S = 1.0
-START_TEXT = {"imagenet": "ImageNet pretrained", "run": "an earlier model", "file": "a weights file",
-              "scratch": "from scratch"}
+START_TEXT = {"imagenet": "ImageNet pretrained", "run": "from an earlier model", "file": "from a weights file",
+              "scratch": "no pretraining"}
 
 
 # --- starting a run ---------------------------------------------------------------------------------
 
 
 def describe(choices: dict[str, Any]) -> str:
+    """Backbone · start · strategy · epochs at size, in the Model page's card names."""
     kind = str(choices.get("start", "imagenet")).split(":", 1)[0]
-    strategy = str(choices.get("strategy", "")).replace("-", " ")
-    return (f"{md_escape(backbone_label(choices.get('backbone', '')))} · {START_TEXT.get(kind, kind)} · {strategy} · "
-            f"{choices.get('epochs')} epochs at {choices.get('image_size')} px")
+    strategy = strategy_title(str(choices.get("strategy", "")))
+    start = "" if kind == "scratch" else f" · {START_TEXT.get(kind, kind)}"  # "From scratch" says it already
+    folds = choices.get("folds")
+    how = " · thorough (5 folds)" if folds and int(folds) >= 2 else " · quick (one split)" if folds == 1 else ""
+    return (f"{md_escape(backbone_label(choices.get('backbone', '')))}{start} · {strategy} · "
+            f"{choices.get('epochs')} epochs at {choices.get('image_size')} px{how}")
 
 
 @guarded
@@ -49,6 +58,7 @@ def start_section(ws: Workspace, attached: bool) -> None:
             start_box(ws, dataset)
     else:
         with st.container(border=True):
+            st.markdown("#### New run")
             start_box(ws, dataset)
 
 
@@ -66,6 +76,7 @@ def start_box(ws: Workspace, dataset: str) -> None:
             config = ws.new_run_config(dataset, **choices)
             launch_run(config)
         select_run(config.out)
+        st.session_state.pop("train_fresh", None)
         flash("Training started in the background. You can close this tab; it keeps going." if not busy else
               "The run is queued and starts when the runs before it are done.", icon=":material/rocket_launch:")
         st.rerun()
@@ -84,7 +95,7 @@ def run_view(path: str, polling: bool) -> None:
     if polling and state not in ACTIVE_STATES:
         st.rerun()
     events = RunFolder(path).events()
-    run_heading(path, status)
+    run_heading(path, status, events)
     if state in ACTIVE_STATES:
         active_panel(path, status, events)
     if any(e.get("event") == "epoch" for e in events):
@@ -92,18 +103,18 @@ def run_view(path: str, polling: bool) -> None:
     elif state in ACTIVE_STATES:
         st.caption("The learning curves appear after the first epoch.")
     if state not in ACTIVE_STATES:
-        ended_panel(path, status)
+        ended_panel(path, status, events)
 
 
-def run_heading(path: str, status: dict[str, Any]) -> None:
+def run_heading(path: str, status: dict[str, Any], events: list[dict[str, Any]]) -> None:
     config = read_json(Path(path) / "config.json", {}) or {}
     left, right = st.columns([4, 1], vertical_alignment="center")
-    left.subheader(f"Run {md_escape(Path(path).name)}", anchor=False)
+    left.subheader(f"Run {md_escape(config.get('name') or Path(path).name)}", anchor=False)
     with right:
-        state_badge(status.get("state", "unknown"))
+        state_badge(run_state(status, events))
     if config:
         data = Path(str(config.get("data", ""))).name
-        st.caption(f"Dataset {md_escape(data)} · {describe(config)}")
+        st.caption(f"Dataset {md_escape(data)} · {describe(config)} · trains on {md_escape(where_label(status))}")
 
 
 def active_panel(path: str, status: dict[str, Any], events: list[dict[str, Any]]) -> None:
@@ -118,8 +129,9 @@ def active_panel(path: str, status: dict[str, Any], events: list[dict[str, Any]]
     else:
         st.progress(progress.fraction, text=progress.text)
         st.caption(md_escape(status.get("message", "")))
-    label = "Stopping after the current step…" if stopping else (
-        "Cancel" if status["state"] == "queued" else "Stop training")
+    queued = status["state"] == "queued"
+    label = ("Cancelling…" if queued else "Stopping after the current step…") if stopping else (
+        "Cancel" if queued else "Stop training")
     # A callback, so the stop is requested before the view redraws and the label changes at once.
     st.button(label, key="train_stop", icon=":material/stop_circle:", disabled=stopping, on_click=stop_run,
               args=(path,))
@@ -132,29 +144,44 @@ def stop_run(path: str) -> None:
         pass
 
 
-def ended_panel(path: str, status: dict[str, Any]) -> None:
-    state, message = status.get("state"), str(status.get("message", ""))
+def ended_panel(path: str, status: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    state, message = run_state(status, events), str(status.get("message", ""))
     metrics = read_json(Path(path) / "metrics.json", None)
-    if state == "done":
-        st.success(f"Training finished in {fmt_duration(_duration(status))}.", icon=":material/check_circle:")
+    if state == "done":  # the verdict says whether it is any good: green only when it is ready
+        st.caption(f"Training finished in {fmt_duration(_duration(status))}.")
+        verdict_banner(verdict_of(path))
         if "Warning:" in message:  # e.g. the model predicts one class for everything
             st.warning(md_escape(message.split("Warning:", 1)[1].strip()), icon=":material/warning:")
-    elif state == "stopped":  # the first sentence; the numbers follow below
-        st.info(md_escape(message.split(". ", 1)[0].rstrip(".") + "."), icon=":material/stop_circle:")
+    elif state == "cancelled":
+        st.info("Cancelled before it started: nothing was trained.", icon=":material/cancel:")
+    elif state == "stopped":  # the sentence about the stop (the message starts with the verdict's)
+        said = next((s for s in message.split(". ") if s.startswith("Stopped")), "Stopped on request")
+        st.info(md_escape(said.rstrip(".") + "."), icon=":material/stop_circle:")
+        verdict_banner(verdict_of(path))
     elif state == "failed":
-        st.error(md_escape(message), icon=":material/error:")
-        st.markdown("**What to do next:** check the dataset's report on the Data page, then try again; a smaller "
-                    "learning rate or image size often helps. If it fails again, try another backbone.")
+        failed_panel(message)
     elif state == "interrupted":
         st.warning("The training process ended unexpectedly (the computer may have restarted or run out of "
                    "memory).", icon=":material/warning:")
     if isinstance(metrics, dict) and metrics.get("accuracy") is not None:
         results(metrics)
-    if state in ("failed", "interrupted", "stopped"):
+    if state in ("interrupted", "stopped", "cancelled"):  # not after a failure: the same settings fail again
         with st.container(horizontal=True):
-            if state != "failed":
+            if state != "cancelled":
                 resume(path)
             start_again(path)
+
+
+def failed_panel(message: str) -> None:
+    """The reason, and the ways forward that can work: the same settings would fail the same way."""
+    st.error(md_escape(message), icon=":material/error:")
+    st.markdown("**What to do next:** the same settings would fail again, so change what the message names: the "
+                "photos on the Data page, or the backbone, starting point or settings on the Model page.")
+    with st.container(horizontal=True):
+        if st.button("Change the model settings", icon=":material/tune:", key="failed_to_model"):
+            go_to("model")
+        if st.button("Check the data", icon=":material/photo_library:", key="failed_to_data"):
+            go_to("data")
 
 
 def _duration(status: dict[str, Any]) -> float | None:
@@ -236,6 +263,14 @@ def main() -> None:
     ws = workspace()
     path = attach_run()
     active = bool(path) and read_status(path).get("state") in ACTIVE_STATES
+    if st.session_state.get("train_fresh") and not active:  # arriving from Model: the new run's settings first
+        start_section(ws, attached=False)
+        if path:
+            st.divider()
+            with st.expander(f"The previous run: {md_escape(Path(path).name)}", icon=":material/history:"):
+                guarded(run_view)(path, polling=False)
+        queue_section(ws, path)
+        return
     if path:
         if active:
             live(path)

@@ -35,6 +35,7 @@ __all__ = [
     "photo_sizes", "default_image_size", "image_size_warning", "image_size_cost", "recommended_strategy",
     "fmt_pct", "fmt_duration", "fmt_int", "md_escape", "page_header", "go_to", "flash", "show_flash",
     "STATE_LABELS", "state_badge", "headline_metrics", "Progress", "progress_summary", "render_sidebar",
+    "render_nav", "dataset_line", "count_words", "strategy_title", "run_state", "STRATEGY_TITLES",
 ]
 
 _log = logging.getLogger("graft.ui")
@@ -44,6 +45,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 ACCENT = "#0F766E"   # teal: validation curves, primary buttons, defect bars
 MUTED = "#94A3B8"    # slate: training curves, the "good" class
 GOOD, WARN, BAD = "#15803D", "#B45309", "#B91C1C"
+METRIC_CARD_PX = 210  # headline cards: wide enough for "Defects caught (catch rate)" and "100.0%"
 
 PAGES = {
     "data": "pages/1_data.py", "model": "pages/2_model.py", "train": "pages/3_train.py",
@@ -166,27 +168,37 @@ def attach_run() -> str | None:
 
 
 def online() -> bool:
-    """Whether pretrained weights can be downloaded; probed once per session (up to 3 s offline)."""
+    """Whether pretrained weights can be downloaded: probed in the background once per server
+    (every few minutes again), so asking costs nothing after the first page (up to 3 s before)."""
     if "online" not in st.session_state:
-        from core import pretrained_available
+        from ui import warmup
 
         with st.spinner("Checking whether pretrained models can be downloaded…"):
-            st.session_state["online"] = bool(pretrained_available())
+            st.session_state["online"] = warmup.hub_reachable()
     return bool(st.session_state["online"])
 
 
 def pretrained_cached(backbone: str) -> bool:
     """Whether ImageNet weights for ``backbone`` are already on this computer (usable offline)."""
-    from core import weights_cached
+    from core.catalogue import curated
 
-    return weights_cached(backbone)
+    if curated(backbone):  # timm publishes its weights as timm/<name>: no need to load timm to ask
+        from core.hub import cached_in_hub
+
+        return cached_in_hub(f"timm/{backbone}")
+    from ui import warmup
+
+    if not warmup.engine_loaded():
+        with st.spinner("Loading the model library…"):
+            warmup.engine()
+    return bool(warmup.engine().weights_cached(backbone))
 
 
 def backbone_label(name: str) -> str:
     """The friendly name of a curated backbone (``ResNet-18``), else the timm name itself."""
-    from core import CURATED
+    from core.catalogue import label_of  # torch-free
 
-    return next((b.label for b in CURATED if b.name == name), name)
+    return label_of(name)
 
 
 def default_choices(n_images: int | None = None) -> dict[str, Any]:
@@ -196,9 +208,9 @@ def default_choices(n_images: int | None = None) -> dict[str, Any]:
     base = RunConfig(data="", out="")
     if online():
         start = "imagenet"
-    else:
-        finished = workspace().finished_models()
-        start = f"run:{finished[0]['path']}" if finished else "scratch"
+    else:  # offline: build on the best usable earlier model, else learn from scratch
+        best = workspace().best_model()
+        start = f"run:{best['path']}" if best else "scratch"
     strategy = Strategy.SCRATCH if start == "scratch" else recommended_strategy(n_images or 0)[0]
     size = default_image_size(current_dataset(), DEFAULT_BACKBONE)
     st.session_state["image_size_auto"] = ((current_dataset(), DEFAULT_BACKBONE), size)
@@ -216,7 +228,11 @@ def model_choices(n_images: int | None = None) -> dict[str, Any]:
     The image size follows the dataset and backbone (:func:`default_image_size`) until the user picks one.
     """
     if "choices" not in st.session_state:
-        st.session_state["choices"] = default_choices(n_images)
+        defaults = default_choices(n_images)
+        restored = st.session_state.pop("choices_restored", None) or {}  # from the URL or last_used.json
+        st.session_state["choices"] = {**defaults, **restored}
+        if restored.get("image_size") not in (None, defaults["image_size"]):
+            st.session_state.pop("image_size_auto", None)  # a size the user chose: theirs to keep
     _follow_photo_size(st.session_state["choices"])
     return st.session_state["choices"]
 
@@ -252,10 +268,15 @@ def photo_sizes(dataset: str | None) -> dict[str, float] | None:
 
 def default_image_size(dataset: str | None, backbone: str) -> int:
     """The image size Graft chooses for these photos and this backbone (:mod:`core.imagesize`)."""
-    from core.backbones import native_size
+    from core.catalogue import native_size_of
     from core.imagesize import choose_image_size
 
-    return choose_image_size(photo_sizes(dataset), native_size(backbone))
+    native = native_size_of(backbone)
+    if native is None:  # another timm model: ask timm (loads PyTorch)
+        from core.backbones import native_size
+
+        native = native_size(backbone)
+    return choose_image_size(photo_sizes(dataset), native)
 
 
 def image_size_warning(choices: dict[str, Any]) -> str | None:
@@ -341,28 +362,7 @@ def md_escape(text: object) -> str:
 # --- layout pieces ---------------------------------------------------------------------------
 
 
-FRAMED_KEY = "_graft_framed"
-
-
-def ensure_router() -> None:
-    """Make sure the page runs inside app.py's frame.
-
-    Until app.py has run once in a server process, Streamlit treats ``pages/`` as a legacy
-    page folder, so a first request straight to ``/evaluate`` runs the page bare. Leave that
-    mode and, in a session app.py hasn't framed yet, rerun: app.py's ``st.navigation`` then
-    opens the same page in the frame. (A framed session never reruns here, so no click is lost.)
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        if FRAMED_KEY not in st.session_state:
-            st.rerun()
-
-
-def mark_framed() -> None:
-    """Called by app.py: this session has been drawn by the router."""
-    st.session_state[FRAMED_KEY] = True
+from ui.router import FRAMED_KEY, ensure_router, mark_framed  # noqa: E402,F401  (re-exported: pages import them here)
 
 
 def page_header(title: str, subtitle: str = "") -> None:
@@ -372,16 +372,23 @@ def page_header(title: str, subtitle: str = "") -> None:
         st.caption(subtitle)
 
 
-def flash(message: str, icon: str = ":material/check_circle:") -> None:
-    """Remember a success message to show after the next rerun (e.g. after an import)."""
-    st.session_state["_flash"] = (message, icon)
+def flash(message: str, icon: str = ":material/check_circle:", level: str = "success") -> None:
+    """Remember a message to show after the next rerun (e.g. after an import); ``level`` is
+    success, info, warning or error (an import whose photos can't train is not a success)."""
+    st.session_state["_flash"] = (message, icon, level)
 
 
 def show_flash() -> None:
     """Show (once) the message left by :func:`flash`."""
     message = st.session_state.pop("_flash", None)
     if message:
-        st.success(message[0], icon=message[1])
+        text, icon, level = (*message, "success")[:3]
+        {"info": st.info, "warning": st.warning, "error": st.error}.get(level, st.success)(text, icon=icon)
+
+
+def count_words(n: int, singular: str, plural: str | None = None) -> str:
+    """``1 class``, ``2 classes``, ``1,200 photos``."""
+    return f"{fmt_int(n)} {singular if n == 1 else plural or singular + 's'}"
 
 
 def go_to(page: str) -> None:
@@ -400,9 +407,27 @@ STATE_LABELS: dict[str, tuple[str, str, str]] = {
     "done": ("Finished", "green", ":material/check_circle:"),
     "failed": ("Failed", "red", ":material/error:"),
     "stopped": ("Stopped", "gray", ":material/stop_circle:"),
+    "cancelled": ("Cancelled", "gray", ":material/cancel:"),
     "interrupted": ("Interrupted", "orange", ":material/warning:"),
     "unknown": ("Unknown", "gray", ":material/help:"),
 }
+
+
+STRATEGY_TITLES = {"feature-extraction": "Feature extraction", "fine-tune": "Fine-tune",
+                   "progressive": "Progressive unfreezing", "multi-task": "Multi-task", "scratch": "From scratch"}
+
+
+def strategy_title(value: str) -> str:
+    """The Model page's card name of a strategy (``"feature-extraction"`` -> ``"Feature extraction"``)."""
+    return STRATEGY_TITLES.get(value, value.replace("-", " ").capitalize())
+
+
+def run_state(status: dict[str, Any], events: list[dict[str, Any]] | None = None) -> str:
+    """The state to show: a run stopped before it ever started training is "cancelled"."""
+    state = str(status.get("state", "unknown"))
+    if state == "stopped" and not any(e.get("event") == "run_start" for e in events or []):
+        return "cancelled"
+    return state
 
 
 def state_badge(state: str) -> None:
@@ -413,19 +438,20 @@ def state_badge(state: str) -> None:
 
 def headline_metrics(metrics: dict[str, Any]) -> None:
     """The numbers a manager asks for first: accuracy, defects caught, false alarms, F1."""
-    cols = st.columns(4)
-    n = metrics.get("n")
-    cols[0].metric("Accuracy", fmt_pct(metrics.get("accuracy"), 1), border=True,
-                   help=f"Share of {fmt_int(n)} held-back photos the model labelled correctly.")
-    caught = metrics.get("catch_rate")
-    cols[1].metric("Defects caught (catch rate)", fmt_pct(caught, 1), border=True,
-                   help=_count_help(metrics, "defects_caught", "defects", "defective parts flagged as defective "
-                                    "(recall on defects)."))
-    cols[2].metric("False alarms", fmt_pct(metrics.get("false_alarm_rate"), 1), border=True,
-                   help=_count_help(metrics, "false_alarms", "good_parts", "good parts wrongly flagged as "
-                                    "defective (false-positive rate)."))
-    cols[3].metric("Macro F1", f"{metrics['macro_f1']:.2f}" if metrics.get("macro_f1") is not None else "–",
-                   border=True, help="Balance of precision and recall averaged over classes (1.00 is perfect).")
+    n, caught, px = metrics.get("n"), metrics.get("catch_rate"), METRIC_CARD_PX
+    with st.container(horizontal=True):  # fixed-width cards wrap on a narrow screen instead of cutting numbers
+        st.metric("Accuracy", fmt_pct(metrics.get("accuracy"), 1), border=True, width=px,
+                  help=f"Share of {fmt_int(n)} held-back photos the model labelled correctly.")
+        st.metric("Defects caught (catch rate)", fmt_pct(caught, 1), border=True, width=px,
+                  help=_count_help(metrics, "defects_caught", "defects", "defective parts flagged as defective "
+                                   "(recall on defects)."))
+        st.metric("False alarms", fmt_pct(metrics.get("false_alarm_rate"), 1), border=True, width=px,
+                  help=_count_help(metrics, "false_alarms", "good_parts", "good parts wrongly flagged as "
+                                   "defective (false-positive rate)."))
+        st.metric("Balanced score", f"{metrics['macro_f1']:.2f}" if metrics.get("macro_f1") is not None else "–",
+                  border=True, width=px,
+                  help="How well every class is recognised, with rare classes counting as much as common ones, "
+                       "from 0 to 1 (1.00 is perfect). Statisticians call it macro F1.")
     if caught is None:
         st.caption("Mark the good class on the Data page to see defects caught and false alarms.")
 
@@ -486,14 +512,31 @@ def progress_summary(events: list[dict[str, Any]], status: dict[str, Any]) -> Pr
 # --- the frame -------------------------------------------------------------------------------
 
 
+def render_nav(pages: list[Any]) -> None:
+    """The sidebar's page links (app.py draws them before the page, so they show from the first paint)."""
+    with st.sidebar:
+        for page in pages:
+            st.page_link(page)
+
+
+def dataset_line(name: str | None, n_saved: int) -> str:
+    """What the sidebar says about the dataset: the chosen one, else whether any are saved."""
+    if name:
+        return md_escape(name)
+    if n_saved:
+        return f"none chosen: open one of the {n_saved} saved on the Data page"
+    return "none yet: start on the Data page"
+
+
 def render_sidebar() -> None:
     """Workspace, current dataset and run, and the flow in one line (drawn by app.py)."""
     ws = workspace()
     with st.sidebar:
+        st.divider()
         st.caption(f":material/folder_open: **Workspace**  \n{md_escape(ws.root)}")
         name = current_dataset()
-        shown = md_escape(name) if name else "none yet: start on the Data page"
-        st.caption(f":material/photo_library: **Dataset**  \n{shown}")
+        saved = 0 if name else sum(1 for p in ws.datasets_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        st.caption(f":material/photo_library: **Dataset**  \n{dataset_line(name, saved)}")
         run = current_run()
         if run:  # no state here: the sidebar is not redrawn by the Train page's live view
             st.caption(f":material/model_training: **Run**  \n{md_escape(Path(run).name)}")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
-from ..runs import PROJECT_ROOT, RunFolder, local_live_status, request_stop_file
+from ..runs import PROJECT_ROOT, RunFolder, local_live_status, reap_when_done, request_stop_file
 
 __all__ = ["LocalExecutor", "THIS_COMPUTER"]
 
@@ -35,8 +35,8 @@ class LocalExecutor:
         cmd += ["--resume"] if resume else []
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
         with open(run.log_file, "ab") as log:
-            proc = subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            proc = reap_when_done(subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True))
         run.set_status("queued", "Waiting to start.", pid=proc.pid)
         return run
 

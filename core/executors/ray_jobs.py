@@ -33,7 +33,8 @@ from typing import Any
 from ..config import RunConfig
 from ..errors import GraftError
 from ..jsonio import read_json, write_json_atomic
-from ..runs import ACTIVE_STATES, FINAL_STATES, PROJECT_ROOT, RunFolder, pid_alive, request_stop_file, slugify
+from ..runs import (ACTIVE_STATES, FINAL_STATES, PROJECT_ROOT, RunFolder, pid_alive, reap_when_done,
+                    request_stop_file, slugify)
 from . import ExecutorSettings
 from .bundle import build_bundle, code_members, input_members
 from .mirror import Mirror
@@ -116,8 +117,9 @@ class RayExecutor:
         cmd = [sys.executable, "-m", "core", "train", "--config", str(run.config_file), *self.cli_args()]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
         with open(run.path / "follow.log", "ab") as log:
-            subprocess.Popen(cmd + (["--resume"] if resume else []), cwd=str(PROJECT_ROOT), stdout=log,
-                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            reap_when_done(subprocess.Popen(cmd + (["--resume"] if resume else []), cwd=str(PROJECT_ROOT), stdout=log,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                            start_new_session=True))
         return run
 
     def run(self, config: RunConfig, *, resume: bool = False) -> int:
@@ -279,8 +281,8 @@ class RayExecutor:
         cmd = [sys.executable, "-m", "core", "train", "--config", str(run.config_file), *self.cli_args(), "--follow"]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
         with open(run.path / "follow.log", "ab") as log:
-            subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            reap_when_done(subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, env=env, start_new_session=True))
 
     async def _stream(self, run_dir: Path, address: str, job_id: str, mirror: Mirror) -> None:
         """Tail the job log into the mirror until the job ends, or until the run was stopped while queued."""

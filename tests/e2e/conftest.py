@@ -132,7 +132,8 @@ def no_errors(page) -> None:
 
 
 def open_page(page, slug: str, heading: str) -> None:
-    page.locator(f'[data-testid=stSidebarNav] a[href$="/{slug}"]').click()
+    # the sidebar's page links (app.py draws them; Streamlit's own navigation from pages/ is off)
+    page.locator(f'[data-testid=stSidebar] a[href="{slug}"], [data-testid=stSidebar] a[href$="/{slug}"]').first.click()
     page.locator("h1", has_text=heading).wait_for(timeout=60_000)
     idle(page)
 

@@ -87,6 +87,37 @@ def test_upload_a_zip_of_class_folders(ws: Workspace) -> None:
     assert not at.exception
     assert at.session_state["dataset"] == "line-3-parts"
     assert metrics(at)["Photos"] == "24" and metrics(at)["Classes"] == "2"
+    assert "Imported Line 3 parts.zip: 24 readable photos in 2 classes." in [s.value for s in at.success]
+
+
+def test_an_empty_zip_is_named_as_the_user_chose_it(ws: Workspace) -> None:
+    at = page("Zip of class folders")
+    at.file_uploader(key="data_zip").set_value(("empty.zip", zip_bytes({"readme.txt": b"hi"}), "application/zip")).run()
+    at.button(key="data_zip_go").click().run()
+    assert not at.exception
+    assert "empty.zip" in at.error[0].value.replace("\\", "") and "upload.zip" not in at.error[0].value
+
+
+def test_a_zip_of_broken_photos_is_red_with_readable_and_skipped_counts(ws: Workspace) -> None:
+    members = {"parts/ok/a.png": b"not a png", "parts/scratch/b.png": b"nor this"}
+    at = page("Zip of class folders")
+    at.file_uploader(key="data_zip").set_value(("two broken.zip", zip_bytes(members), "application/zip")).run()
+    at.button(key="data_zip_go").click().run()
+    assert not at.exception
+    assert not at.success  # never a green "Imported" for photos that can't train
+    flash = at.error[0].value
+    assert "0 readable photos in 0 classes, 2 files skipped (unreadable)" in flash and "block training" in flash
+    assert not at.get("plotly_chart")  # no empty chart
+    assert any("None of the photos" in e.value for e in at.error)
+
+
+def test_one_class_and_one_skipped_file_are_counted_in_words(ws: Workspace) -> None:
+    members = {**{f"parts/ok/{i}.png": png("ok", i) for i in range(3)}, "parts/ok/bad.png": b"broken"}
+    at = page("Zip of class folders")
+    at.file_uploader(key="data_zip").set_value(("one.zip", zip_bytes(members), "application/zip")).run()
+    at.button(key="data_zip_go").click().run()
+    text = messages(at)
+    assert "3 readable photos in 1 class, 1 file skipped (unreadable)" in text and "1 classes" not in text
 
 
 def test_a_damaged_zip_gets_a_plain_error(ws: Workspace) -> None:

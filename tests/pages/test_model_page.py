@@ -51,9 +51,11 @@ def test_offline_notice_and_six_backbone_cards(ws: Workspace) -> None:
     cards = [b for b in at.button if b.key.startswith("use_backbone_")]
     assert len(cards) == 6
     assert [b.label for b in cards].count("Selected") == 1
-    assert "**ResNet-18** :primary-badge[:material/star: Recommended]" in markdown(at)
-    assert sum("Recommended" in m for m in markdown(at)) == 1
-    assert "ImageNet accuracy 71.5%" in "\n".join(c.value for c in at.caption)
+    md = markdown(at)
+    assert md[md.index("**ResNet-18**") + 1] == ":primary[:material/star: **Recommended**]"  # under its name
+    assert sum("Recommended" in m for m in md) == 1
+    captions = "\n".join(c.value for c in at.caption)
+    assert "11.2 M parameters" in captions and "ImageNet accuracy" not in captions  # offline: ImageNet can't be the start
     # offline without earlier models: start from scratch, so the strategy is "From scratch"
     assert at.radio(key="model_start").options == ["An earlier model of yours", "A weights file",
                                                    "From scratch (no pretraining)"]
@@ -79,7 +81,7 @@ def test_any_timm_model_by_name(ws: Workspace) -> None:
     at.text_input(key="model_other_name").input("resnet_nope")
     at.button(key="model_other_use").click().run()
     assert not at.exception
-    assert "Unknown backbone" in at.error[0].value
+    assert "no model called" in at.error[0].value and "Unknown backbone" not in at.error[0].value
     assert choices(at)["backbone"] == "test_resnet"
 
 
@@ -92,7 +94,8 @@ def test_recommendation_from_the_dataset_size_and_earlier_models(trained: Worksp
     assert at.selectbox(key="model_start_run").value.endswith("r1")
     assert choices(at)["strategy"] == Strategy.FEATURE_EXTRACTION.value
     assert "Recommended: **Feature extraction**. With 40 photos" in at.info[0].value
-    assert "**Feature extraction** :primary-badge[:material/star: Recommended]" in markdown(at)
+    md = markdown(at)
+    assert md[md.index("**Feature extraction**") + 1] == ":primary[:material/star: **Recommended**]"
     at.button(key="use_strategy_fine-tune").click().run()
     assert choices(at)["strategy"] == "fine-tune"
     assert choices(at)["epochs"] == STRATEGY_DEFAULTS[Strategy.FINE_TUNE]["epochs"]
@@ -123,15 +126,38 @@ def test_advanced_settings_are_stored(ws: Workspace) -> None:
     assert at.button(key="model_next").label == "Next: train"
 
 
-def test_upload_a_weights_file(ws: Workspace) -> None:
-    at = page()
+def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
     at.radio(key="model_start").set_value("file").run()
-    at.file_uploader(key="model_weights_upload").set_value(("../my weights.safetensors", b"\x00" * 16,
-                                                            "application/octet-stream")).run()
+    return at.file_uploader(key="model_weights_upload").set_value((name, data, "application/octet-stream")).run()
+
+
+def test_a_fake_weights_file_is_refused_at_once_naming_it(ws: Workspace) -> None:
+    at = _upload(page(), "fake_weights.pth", b"not a checkpoint at all" * 10)
     assert not at.exception
+    errors = [e.value for e in at.error]
+    assert errors and "fake\\_weights\\.pth" in errors[0] and "plain weights file" in errors[0]
+    assert "Error)" not in errors[0]  # no exception names
+    assert not choices(at)["start"].startswith("file:")
+    assert not ws.weights_dir.exists() or not list(ws.weights_dir.iterdir())  # nothing kept
+    assert not [b for b in at.button if b.key == "model_next"]  # no way on to Train with a refused file
+
+
+def test_a_weights_file_that_fits_is_kept_and_used(ws: Workspace) -> None:
+    import io
+
+    from safetensors.torch import save
+
+    from core.backbones import build
+
+    at = page()
+    at.text_input(key="model_other_name").input("test_resnet")
+    at.button(key="model_other_use").click().run()
+    data = save(build("test_resnet", "scratch").state_dict())
+    at = _upload(at, "../my weights.safetensors", io.BytesIO(data).getvalue())
+    assert not at.exception and not at.error
     start = choices(at)["start"]
     assert start.startswith("file:") and Path(start[5:]).parent == ws.weights_dir
-    assert Path(start[5:]).read_bytes() == b"\x00" * 16
+    assert any("its weights fit" in s.value for s in at.success)
 
 
 def test_measure_the_speeds_on_this_computer(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -172,3 +198,27 @@ def test_image_size_follows_the_photos_and_warns_when_they_shrink_a_lot(ws: Work
     at.session_state["dataset"] = "big"
     at.run()
     assert choices(at)["image_size"] == 64  # the user's own choice is kept
+
+
+def test_an_empty_or_unknown_timm_name_is_refused_in_plain_words(ws: Workspace) -> None:
+    at = page()
+    at.button(key="model_other_use").click().run()
+    assert not at.exception
+    assert any("Type the name of a timm model first" in w.value for w in at.warning)
+    at.text_input(key="model_other_name").input("resnet18x").run()
+    at.button(key="model_other_use").click().run()
+    error = at.error[0].value
+    assert "no model called" in error and "Did you mean" in error and "`" not in error and "''" not in error
+
+
+def test_quick_or_thorough_with_the_expected_time_before_start(ws: Workspace) -> None:
+    ws.add_sample()
+    at = page(dataset="sample")
+    assert not at.exception
+    folds = at.radio(key="model_folds")
+    assert folds.value == 5  # 120 photos: thorough by default (core.folds.default_folds)
+    assert folds.options == ["Quick (one split)", "Thorough (5 folds)"]
+    assert any("Quick (one split): about" in c.value and "Thorough (5 folds): about" in c.value for c in at.caption)
+    assert any(c.value.startswith("Expected training time: about") for c in at.caption)
+    folds.set_value(1).run()
+    assert choices(at)["folds"] == 1

@@ -85,12 +85,20 @@ def test_a_finished_run_shows_curves_and_headline_numbers(trained: Workspace) ->
     assert not at.exception
     assert at.get("plotly_chart")[0].key == "curves"
     metrics = {m.label: m.value for m in at.metric}
-    assert set(metrics) == {"Accuracy", "Defects caught (catch rate)", "False alarms", "Macro F1"}
-    assert all(v.endswith("%") for k, v in metrics.items() if k != "Macro F1")
+    assert set(metrics) == {"Accuracy", "Defects caught (catch rate)", "False alarms", "Balanced score"}
+    assert all(v.endswith("%") for k, v in metrics.items() if k != "Balanced score")
     stored = json.loads((trained.runs_dir / "r1" / "metrics.json").read_text())
     assert metrics["Accuracy"] == f"{stored['accuracy'] * 100:.1f}%"
     assert "Out of 100 defective parts the model would catch about" in texts(at)
-    assert "Finished" in texts(at) and "Training finished in" in texts(at)
+    assert "Training finished in" in texts(at)
+    from core.verdict import judge_run
+
+    verdict = judge_run(trained.runs_dir / "r1")
+    banner = [*at.error, *at.warning, *at.success]
+    assert any(verdict.title in b.value for b in banner)  # the verdict, not a plain "finished"
+    if verdict.level != "ready":
+        assert not [b for b in at.success if verdict.title in b.value]  # never green unless ready
+    assert "trains on this computer" in texts(at)
     assert at.button(key="train_to_evaluate").label == "Evaluate in detail"
     assert at.button(key="train_to_test").label == "Test on new photos"
     assert not [b for b in at.button if b.key == "train_stop"]
@@ -99,7 +107,7 @@ def test_a_finished_run_shows_curves_and_headline_numbers(trained: Workspace) ->
 
 def test_start_launches_a_run_that_finishes(trained: Workspace) -> None:
     at = page(dataset="parts", choices=dict(TINY_CHOICES))
-    assert "test\\_resnet · from scratch · scratch · 2 epochs at 32 px" in texts(at)
+    assert "test\\_resnet · From scratch · 2 epochs at 32 px" in texts(at)  # card names, no "scratch · scratch"
     at.button(key="train_start").click().run()
     assert not at.exception
     run = Path(at.session_state["run"])
@@ -118,7 +126,7 @@ def test_start_launches_a_run_that_finishes(trained: Workspace) -> None:
     at.run()
     assert not at.exception
     assert at.get("plotly_chart")[0].key == "curves"
-    assert {m.label for m in at.metric} >= {"Accuracy", "Macro F1"}
+    assert {m.label for m in at.metric} >= {"Accuracy", "Balanced score"}
     assert not [b for b in at.button if b.key == "train_stop"]
 
 
@@ -180,7 +188,8 @@ def test_a_failed_run_says_what_to_do_next(trained: Workspace) -> None:
     assert not at.exception
     assert at.error[0].value == "The dataset has only one class\\."
     assert "What to do next" in texts(at)
-    assert at.button(key="train_again").label == "Start again"
+    assert not [b for b in at.button if b.key == "train_again"]  # the same settings would fail again
+    assert at.button(key="failed_to_model").label == "Change the model settings"
 
 
 def test_an_interrupted_run_can_be_started_again(trained: Workspace) -> None:
@@ -214,3 +223,41 @@ def test_an_interrupted_run_with_a_checkpoint_continues_in_its_folder(trained: W
     assert final["state"] == "done", final
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     assert any(e["event"] == "resumed" for e in events)
+
+
+def test_a_not_usable_run_is_never_green(trained: Workspace) -> None:
+    run = trained.runs_dir / "r1"
+    metrics = json.loads((run / "metrics.json").read_text())
+    write_json_atomic(run / "metrics.json", {**metrics, "catch_rate": 0.0, "defects_caught": 0,
+                                              "verdict": {"level": "not_usable", "reason": "x"}})
+    at = page(run=str(run), dataset="parts")
+    assert not at.exception
+    from core.verdict import judge_run
+
+    assert judge_run(run).level == "not_usable"
+    assert not at.success and any("Not usable" in e.value for e in at.error)
+
+
+def test_a_cancelled_queued_run_says_cancelled(trained: Workspace) -> None:
+    run = fake_run(trained, "r-cancelled", "stopped", message="Stopped before it started.")
+    at = page(run=str(run))
+    assert not at.exception
+    assert "Cancelled before it started" in texts(at)
+    assert "Stopping" not in texts(at) and "Stopped" not in texts(at)
+
+
+def test_a_queued_run_being_cancelled_says_cancelling(trained: Workspace) -> None:
+    fake_run(trained, "20990101-000000-a", "running", events=RUNNING_EVENTS, created=1.0)
+    second = fake_run(trained, "20990101-000001-b", "queued", created=2.0)
+    (second / "stop").write_text("stop")
+    at = page(run=str(second))
+    assert at.button(key="train_stop").label == "Cancelling…"
+
+
+def test_arriving_from_model_shows_the_new_runs_settings_and_start_first(trained: Workspace) -> None:
+    at = page(run=str(trained.runs_dir / "r1"), dataset="parts", train_fresh=True, choices=dict(TINY_CHOICES))
+    assert not at.exception
+    assert at.markdown[0].value == "#### New run" or "#### New run" in [m.value for m in at.markdown][:3]
+    assert at.button[0].key == "train_start"  # Start is the first button on the page
+    assert "The previous run" in at.expander[0].label
+    assert "2 epochs at 32 px" in texts(at)

@@ -1,0 +1,156 @@
+"""Model page pieces: the cached speed table, the expected training time, quick vs thorough,
+plain advice when this computer is offline, and weights files checked the moment they arrive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from core.config import RunConfig, Strategy
+from core.errors import GraftError
+from core.workspace import Workspace
+from ui.common import fmt_duration, fmt_int
+
+__all__ = ["backbone_speeds", "training_estimate", "thoroughness", "offline_advice", "check_weights_upload",
+           "expected_duration_text"]
+
+# Reference speeds (docs/benchmarks.md) are at 224 px on a 2-core CPU; feature extraction trains small heads on
+# features computed once, so its time is about one pass of inference over the photos (~5x a training step).
+FEATURE_PASS_FACTOR = 0.2
+
+
+# --- the speed table (read from every run's events: cached until a run folder or speeds.json changes) ---
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _speeds(root: str, signature: tuple[float, float, int]) -> dict[str, dict[str, float]]:
+    return Workspace(root).backbone_speeds()
+
+
+def backbone_speeds(ws: Workspace) -> dict[str, dict[str, float]]:
+    """``ws.backbone_speeds()``, cached: it reads every run's event log."""
+    def mtime(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    finished = sum(1 for p in ws.runs_dir.iterdir() if (p / "metrics.json").exists()) if ws.runs_dir.is_dir() else 0
+    return _speeds(str(ws.root), (mtime(ws.runs_dir), mtime(ws.speeds_file), finished))
+
+
+# --- how long it will take ---------------------------------------------------------------------------
+
+
+def training_estimate(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None,
+                      folds: int = 1) -> float | None:
+    """Seconds the run should take on this computer (None without any speed to go by)."""
+    from core.catalogue import curated
+    from core.folds import relative_cost
+    from core.imagesize import training_seconds
+
+    info = curated(choices["backbone"])
+    ips, at = ((speed["images_per_s"], int(speed["image_size"])) if speed
+               else (info.train_ips, 224) if info and info.train_ips else (None, 224))
+    if not ips or not n_images:
+        return None
+    base = RunConfig(data="", out="")
+    photos = max(1, round(n_images * (1 - base.val_fraction - base.test_fraction)))
+    seconds = training_seconds(photos, int(choices["epochs"]), int(choices["image_size"]), ips, at)
+    if choices["strategy"] == Strategy.FEATURE_EXTRACTION.value:  # one pass for the features, then tiny heads
+        seconds = training_seconds(n_images, 1, int(choices["image_size"]), ips, at) * FEATURE_PASS_FACTOR + 5
+    return seconds * relative_cost(folds, choices["strategy"])
+
+
+def expected_duration_text(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:
+    """"About 4 min on this computer" (or a plain note that it can't be told yet)."""
+    seconds = training_estimate(choices, n_images, speed, int(choices.get("folds") or 1))
+    if seconds is None:
+        return "The expected time shows once this backbone has trained here (or after measuring the speeds)."
+    where = "this computer" if speed else "a 2-core laptop"
+    return f"Expected training time: about {fmt_duration(seconds)} on {where}."
+
+
+def thoroughness(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None, key: str) -> int:
+    """Quick (one split) or thorough (5 folds), with what each costs; returns the folds chosen."""
+    from core.folds import DEFAULT_FOLDS, default_folds
+
+    quick, thorough = 1, DEFAULT_FOLDS
+    chosen = int(choices.get("folds") or default_folds(n_images))
+    if key not in st.session_state:
+        st.session_state[key] = thorough if chosen >= 2 else quick
+
+    def label(folds: int) -> str:  # fixed labels: the times go in the caption (a changing label resets the radio)
+        return "Quick (one split)" if folds == 1 else f"Thorough ({folds} folds)"
+
+    picked = st.radio("How carefully to measure the model", [quick, thorough], format_func=label, horizontal=True,
+                      key=key, help="Quick trains once and judges the model on the photos it kept aside. Thorough "
+                                    "trains on 5 different splits so every photo is judged once: surer figures for "
+                                    "small datasets, about 5 times the training time.")
+    times = [(label(f), training_estimate(choices, n_images, speed, f)) for f in (quick, thorough)]
+    cost = " · ".join(f"{name}: about {fmt_duration(t)}" for name, t in times if t is not None)
+    suggested = default_folds(n_images)
+    st.caption((f"{cost}. " if cost else "") + f"Suggested for {fmt_int(n_images)} photos: "
+               + ("thorough: with this few photos one split leaves too few to judge on." if suggested >= 2 else
+                  "quick: there are enough photos to judge on one split."))
+    return int(picked)
+
+
+# --- offline ------------------------------------------------------------------------------------------
+
+
+def offline_advice(n_images: int, n_classes: int, choices: dict[str, Any], speed: dict[str, float] | None,
+                   has_models: bool) -> None:
+    """What learning from scratch on these photos gives and costs here, and the real ways forward."""
+    seconds = training_estimate(choices, n_images, speed, int(choices.get("folds") or 1))
+    per_class = n_images / max(1, n_classes)
+    expect = ("With this few photos, a network that starts from nothing usually learns little more than the "
+              "overall brightness and colour of each class: expect many missed defects."
+              if per_class < 500 else
+              "With this many photos, learning from scratch can work, but usually still lags a pretrained start.")
+    took = f" It takes about {fmt_duration(seconds)} on this computer." if seconds is not None else ""
+    st.warning(f"**From scratch on {fmt_int(n_images)} photos.** {expect}{took}", icon=":material/cloud_off:")
+    with st.expander("Better ways forward without the internet", icon=":material/lightbulb:", expanded=True):
+        ways = ["**Bring a weights file.** On any computer with internet and Graft, run "
+                "`python -m core weights download resnet18.a1_in1k --out resnet18.safetensors`, copy the file "
+                "(about 45 MB) on a USB stick, then choose “A weights file” above and the ResNet-18 backbone. "
+                "Graft checks the file the moment it arrives and never runs code from it."]
+        if has_models:
+            ways.append("**Build on an earlier model of yours.** Choose “An earlier model of yours” above: it keeps "
+                        "what that model learned and adapts it to these photos.")
+        else:
+            ways.append("**Build on an earlier model.** Once any model has been trained here (or copied into the "
+                        "workspace's runs folder), it can be the start of the next one.")
+        st.markdown("\n".join(f"- {w}" for w in ways))
+
+
+# --- weights files, checked on arrival -----------------------------------------------------------------
+
+
+def check_weights_upload(path: Path, shown_name: str, backbone: str, image_size: int) -> str | None:
+    """None when the weights at ``path`` fit ``backbone``; else one plain reason naming ``shown_name``."""
+    from ui import warmup
+
+    with st.spinner(f"Checking {shown_name}…"):
+        backbones = warmup.engine()
+        try:
+            fit = backbones.check_weights_file(path, backbone, image_size)
+        except GraftError as exc:
+            return _plain_refusal(exc.message, path.name, shown_name)
+    if fit.ok:
+        return None
+    from core.catalogue import label_of
+
+    return (f"{shown_name} doesn't fit the {label_of(backbone)} backbone: {fit.matched} of {fit.needed} of its "
+            "layers were found in the file. Pick the backbone the weights were saved from, or another file.")
+
+
+def _plain_refusal(message: str, saved_name: str, shown_name: str) -> str:
+    """A core refusal in plain words, naming the file the user chose (no exception names)."""
+    text = message.replace(f"'{saved_name}'", shown_name).replace(saved_name, shown_name)
+    if "(" in text and text.rstrip().endswith(")."):
+        text = text[: text.rindex("(")].rstrip() + "."
+    return f"{text} Graft only accepts plain weights files (.safetensors, or a .pth/.bin holding only tensors)."
+
