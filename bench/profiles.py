@@ -127,6 +127,7 @@ class RealCfg:
     epochs: int | None = None  # Graft's strategy defaults
     plain_epochs: int = 15
     workers: int = 2  # fits side by side, one torch thread each (sturdier than 2 threads on a shared CPU)
+    budget_s: float | None = None  # stop starting fits after this long (fits then run one at a time); env GRAFT_BENCH_BUDGET_S
 
 
 @dataclass(frozen=True)

@@ -73,3 +73,23 @@ def test_a_rerun_section_replaces_its_old_self_and_its_goals() -> None:
     assert "MISSED" not in merged and "old real" not in merged and "old two" in merged
     assert merged.index("## 2. Two") < merged.index("## 7. Real") < merged.index("## 8. Anomaly")
     assert "Section times: two 1 s." in merged and "Rerun alone" in merged.split("## 7. Real")[1]
+
+
+def test_finished_real_photo_fits_are_kept_for_the_next_run_with_the_same_settings(tmp_path: Path) -> None:
+    import dataclasses
+
+    from bench.profiles import RealCfg
+    from bench.realfit import Score
+    from bench.realphotos import Job
+    from bench.realstore import FitStore, settings_key
+
+    key = settings_key(RealCfg(), {"neu": 224, "bottle": 224})
+    assert key == settings_key(RealCfg(workers=1, budget_s=0), {"neu": 224, "bottle": 224})  # how it runs: same
+    assert key != settings_key(RealCfg(plain_epochs=3), {"neu": 224, "bottle": 224})  # what it measures: not
+    store = FitStore(tmp_path / "fits.jsonl", key)
+    job, score = Job("neu", "probe", "imagenet", 20, 0), Score(0.975, None, 12.0, 6, {"C": 1.0})
+    store.add(job, score)
+    with open(store.path, "a", encoding="utf-8") as fh:
+        fh.write('{"key": "cut sho')  # a line left by a killed run
+    assert store.load() == {dataclasses.astuple(job): score}
+    assert FitStore(store.path, "other").load() == {}
