@@ -194,8 +194,9 @@ def test_the_folds_of_a_cross_validation_share_the_probe_views(easy_data, tmp_pa
     assert sum(computed) == n + len(PROBE_VIEWS) * n  # every view of every photo once, however many folds
     for (feats, photos), train in zip(x, folds):
         assert feats.shape[0] == len(photos) == (1 + len(PROBE_VIEWS)) * len(train)
-    alone = Fitter(config, prep, run, StopWatcher(run)).probe_data(folds[1])[0]
-    assert np.allclose(x[1][0], alone, atol=1e-5)  # shared rows are the same features a fresh fit computes
+    index = np.asarray(folds[1])
+    alone = np.concatenate([extract(index=index).numpy()] + [extract(index=index, view=v).numpy() for v in PROBE_VIEWS])
+    assert np.allclose(x[1][0], alone, atol=1e-2)  # shared rows are the features computed for this fold alone
 
 
 def test_the_eight_views_of_a_photo_are_distinct_and_lossless() -> None:

@@ -25,7 +25,7 @@ from core.decision import Decision, Targets, read_decision, save_decision
 from core.errors import GraftError
 from core.metrics import Rate
 from core.numbers import fmt_range, fmt_score
-from core.results import (CHOSEN_ON_SPLIT, OperatingPoint, Predictions, at_threshold, available_splits,
+from core.results import (CHOSEN_ON_SPLIT, band_at, OperatingPoint, Predictions, at_threshold, available_splits,
                           cell_indices, confusion_at, defect_roc, headline, is_optimistic, load_predictions,
                           mistake_indices, per_class_rates, recorded, resolve_images, run_files, sweep,
                           threshold_to_catch_all, tuning_split)
@@ -156,6 +156,39 @@ def render_targets(run_dir: str, decision: Decision) -> None:
             st.rerun()
         st.caption("The verdict compares the held-out numbers with these targets. They are saved with the run and "
                    "used by the report.")
+
+
+# --- uncertain band --------------------------------------------------------------------------------
+
+
+def _band_words(cost: dict[str, Any]) -> str:
+    """What a band costs on the held-out photos, in plain words."""
+    sent = f"{cost['sent_to_person']} of {cost['n']} held-out photos ({fmt_pct(cost['share'])}) go to a person"
+    if "defects_missed" in cost:
+        return (f"{sent}; outside the band {cost['defects_missed']} of {cost['defects']} defects pass as good and "
+                f"{cost['false_alarms']} of {cost['good_parts']} good parts are flagged.")
+    return f"{sent}; outside the band {cost['wrong']} answers are wrong."
+
+
+def render_band(run_dir: str, held: Predictions, threshold: float, decision: Decision) -> None:
+    """The "uncertain: send to a person" band around the threshold, its cost, and saving it with the run."""
+    name = Path(run_dir).name
+    current = float(decision.uncertain_band or 0.0)
+    with st.expander(f"Uncertain answers go to a person: band {fmt_score(current)} wide around the threshold",
+                     icon=":material/front_hand:"):
+        width = st.slider("Width of the uncertain band", 0.0, 0.5, round(current, 2), step=0.01,
+                          key=f"band-{name}", help="Parts whose defect score lies this close to the threshold are "
+                          "answered \"uncertain: send to a person\" on Test, in batch files, in predict and in "
+                          "the report. 0 means every part gets an answer.")
+        st.markdown(_band_words(band_at(held, threshold, width)))
+        if st.button("Save the band", icon=":material/save:", key="save-band", disabled=abs(width - current) < 1e-9):
+            try:
+                save_decision(run_dir, uncertain_band=width)
+            except Exception as exc:
+                show_error(exc)
+                return
+            st.session_state["_eval_flash"] = f"Saved the uncertain band: {fmt_score(width)} wide."
+            st.rerun()
 
 
 # --- threshold -------------------------------------------------------------------------------------
@@ -692,6 +725,7 @@ def render_evaluate(run_dir: str) -> None:
                  "the held-out ones, so the held-out numbers beside it stay honest. Save it when the balance is "
                  "right for your line.")
         threshold = render_threshold(run_dir, held, float(training), decision.targets)
+        render_band(run_dir, held, threshold, decision)
         render_test_view(run_dir, held, float(training))
     images = _images(run_dir)
     _section("Where it goes wrong", f"On the {SPLIT_WORDS[held.split]}. Rows: what the part really is. Columns: "

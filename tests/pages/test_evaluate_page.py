@@ -280,3 +280,20 @@ def test_without_validation_photos_the_slider_says_it_is_tuned_on_the_test_photo
     at.select_slider[0].set_value(0.0).run()
     [b for b in at.button if b.label.startswith("Use ")][0].click().run()
     assert json.loads((run / "model" / "decision.json").read_text())["chosen_on"] == "test"
+
+
+def test_the_uncertain_band_shows_its_cost_and_is_saved_with_the_run(ws: Path) -> None:
+    from core.results import band_at
+
+    run = ws / "runs" / "r1"
+    at = run_page(ws)
+    held = load_predictions(str(run))
+    at.slider(key="band-r1").set_value(0.3).run()
+    cost = band_at(held, held.threshold, 0.3)
+    words = [m.value for m in at.markdown if "go to a person" in m.value]
+    assert words and words[0].startswith(f"{cost['sent_to_person']} of {cost['n']} held-out photos "
+                                          f"({fmt_pct(cost['share'])}) go to a person")
+    at.button(key="save-band").click().run()
+    assert not at.exception
+    assert json.loads((run / "model" / "decision.json").read_text())["uncertain_band"] == pytest.approx(0.3)
+    assert any(e.label.startswith("Uncertain answers go to a person: band 0.300 wide") for e in at.expander)
