@@ -127,3 +127,24 @@ def test_screenshots_of_evaluate_test_and_runs(ready, browser_page) -> None:
     for width in WIDTHS:
         snap_at(page, "runs", width)
     no_errors(page)
+
+
+def test_a_stopped_model_that_passes_every_part_is_not_usable_on_train_and_evaluate(ready, browser_page) -> None:
+    url, workspace = ready
+    page = browser_page
+    run = workspace / "runs" / "r1"
+    m = json.loads((run / "metrics.json").read_text())
+    m.update(defects_caught=0, false_alarms=0, flagged=0, catch_rate=0.0, false_alarm_rate=0.0,
+             predicted_classes=["ok"], accuracy=m["good_parts"] / m["n"],
+             verdict={"level": "not_usable", "reason": "It passes every part as good."})
+    (run / "metrics.json").write_text(json.dumps(m))
+    status = json.loads((run / "status.json").read_text())
+    status.update(state="stopped", message="Not usable. Stopped on request after 1 epoch(s).")
+    (run / "status.json").write_text(json.dumps(status))
+    for slug, heading in (("train", "Train"), ("evaluate", "Evaluate")):
+        open_url(page, f"{url}/{slug}?dataset=parts&run=r1", heading)
+        no_errors(page)
+        verdict = page.locator("[data-testid=stAlertContentError]", has_text="Not usable.")
+        assert verdict.count() >= 1, slug
+        green = page.locator("[data-testid=stAlertContentSuccess]")
+        assert all("finished" not in t.lower() and "Ready" not in t for t in green.all_inner_texts()), slug
