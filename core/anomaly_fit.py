@@ -22,7 +22,7 @@ from .callbacks import StopWatcher
 from .config import RunConfig
 from .decision import Decision, Targets
 from .errors import GraftError
-from .finishing import _info
+from .finishing import model_info
 from .jsonio import write_json_atomic
 from .metrics import band_summary, choose_threshold, score
 from .model import GraftModel, Task
@@ -197,7 +197,7 @@ def _write(config: RunConfig, run: RunFolder, fitter: "Fitter", prep: "Prepared"
     save_memory(run.model_dir, bank, tuple(memory["grid"]))
     spec = ModelSpec(backbone=fitter.backbone, tasks=tasks, classes=classes, image_size=settings.size,
                      mean=list(settings.mean), std=list(settings.std), good_class=good, threshold=0.5,
-                     info=_info(config, run), resize=settings.resize, bit_depth=settings.bit_depth,
+                     info=model_info(config, run), resize=settings.resize, bit_depth=settings.bit_depth,
                      pad_colour=settings.pad_colour, anomaly={k: v for k, v in memory.items() if k != "fit_seconds"})
     decision = Decision(threshold=0.5, good_class=good, chosen_on="validation", threshold_from_training=0.5)
     tuned = splits["train"] + splits["val"]

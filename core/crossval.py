@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from .pipeline import Prepared
 
 __all__ = ["CrossVal", "FoldResult", "default_folds", "relative_cost", "resolve_folds", "assign_folds",
-           "fold_splits", "final_epochs", "run_crossval", "oof_probs", "oof_task_probs", "cross_fit_thresholds",
+           "fold_splits", "run_crossval", "oof_probs", "oof_task_probs", "cross_fit_thresholds",
            "has_progress", "CV_MAX_PHOTOS", "DEFAULT_FOLDS", "CROSSVAL_DIR"]
 
 CROSSVAL_DIR = "crossval"
@@ -216,20 +216,15 @@ def _fold_result(fold: int, splits: Splits, fitted: "Fitted", prep: "Prepared", 
                       best, len(fit.history), seconds, len(splits["train"]), len(splits["val"]))
 
 
-def final_epochs(results: list[FoldResult], config: RunConfig) -> int:
-    """The epochs the final model trains: the recipe's schedule, the same one every fold ran."""
-    return config.resolved_epochs
-
-
 def _fit_final(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: RunFolder, stopper: StopWatcher,
                cv: CrossVal, clock: "_Clock", feature_progress: Callable[..., None] | None = None) -> None:
-    cv.final_epochs = final_epochs(cv.results, config)
+    cv.final_epochs = config.resolved_epochs  # the same fixed schedule every fold ran
     everything = list(range(len(prep.ds.samples)))
     clock.start_final(cv.final_epochs, np.mean([r.epochs_run for r in cv.results]) if cv.results else 1)
     run.emit("fold", stage="final", folds=cv.folds, state="start", epochs=cv.final_epochs, n_train=len(everything),
              eta_s=clock.eta(None))
     stage = _StageRun(run, {"stage": "final", "folds": cv.folds},
-                      f"Final model on every photo ({cv.final_epochs} epoch(s))", clock, cv.final_epochs)
+                      f"Final model on every photo ({cv.final_epochs} epoch(s))", clock)
     fitted = fitter.fit({"train": everything, "val": [], "test": []}, callbacks=[stopper, EventWriter(stage)],
                         checkpoint=False, feature_progress=feature_progress)
     if fitted.diverged and not fitted.usable:
@@ -341,24 +336,14 @@ class _StageRun:
     """A run folder as one fit of a cross-validation sees it: its events and status say which fit it is,
     and their ETA covers the whole cross-validation."""
 
-    def __init__(self, run: RunFolder, fields: dict[str, Any], label: str, clock: _Clock,
-                 stop_after: int | None = None) -> None:
+    def __init__(self, run: RunFolder, fields: dict[str, Any], label: str, clock: _Clock) -> None:
         self.run, self.path, self.fields, self.label, self.clock = run, run.path, fields, label, clock
-        self.stop_after = stop_after
         self._fit_total: float | None = None
         self._status_at = 0.0
 
-    def _total(self, event: str, data: dict[str, Any]) -> float:
-        elapsed = float(data["elapsed_s"])
-        if not self.stop_after or not data.get("epoch"):
-            return elapsed + float(data["eta_s"])
-        within = data.get("batch", 1) / max(data.get("batches", 1), 1) if event == "progress" else 1.0
-        done = max(data["epoch"] - 1 + within, 1e-6)
-        return elapsed / done * self.stop_after  # the fit ends at stop_after, not at the planned epochs
-
     def emit(self, event: str, **data: Any) -> None:
         if data.get("eta_s") is not None and data.get("elapsed_s") is not None:
-            self._fit_total = self._total(event, data)
+            self._fit_total = float(data["elapsed_s"]) + float(data["eta_s"])
             data["fit_eta_s"] = max(0.0, self._fit_total - float(data["elapsed_s"]))
             data["eta_s"] = self.clock.eta(self._fit_total)
         self.run.emit(event, **data, **self.fields)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .fitting import Fitted, Fitter
     from .pipeline import Prepared
 
-__all__ = ["Outcome", "finish_split", "finish_crossval", "summary"]
+__all__ = ["Outcome", "finish_split", "finish_crossval", "summary", "model_info"]
 
 
 @dataclass
@@ -164,7 +164,7 @@ def _write(config: RunConfig, run: RunFolder, fitter: "Fitter", fitted: "Fitted"
                         threshold_from_training=threshold)
     spec = ModelSpec(backbone=fitter.backbone, tasks=prep.tasks, classes=prep.ds.classes,
                      image_size=preprocessing.size, mean=list(preprocessing.mean), std=list(preprocessing.std),
-                     good_class=good, threshold=threshold, info=_info(config, run),
+                     good_class=good, threshold=threshold, info=model_info(config, run),
                      resize=preprocessing.resize, bit_depth=preprocessing.bit_depth,
                      pad_colour=preprocessing.pad_colour)
     hashes = [prep.report.hashes[prep.ds.samples[i].rel] for i in tuned]
@@ -172,7 +172,7 @@ def _write(config: RunConfig, run: RunFolder, fitter: "Fitter", fitted: "Fitted"
     return Outcome(metrics, verdict)
 
 
-def _info(config: RunConfig, run: RunFolder) -> dict[str, Any]:
+def model_info(config: RunConfig, run: RunFolder) -> dict[str, Any]:
     """Where the model came from, without the training machine's paths (names only)."""
     kind, _, where = config.start.partition(":")
     start = f"{kind}:{Path(where).name}" if where else config.start
