@@ -19,12 +19,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+
+from tests.serving import wait_until_served
 
 TOKEN_VAR = "GRAFT_TEST_RAY_HEAD"
 
@@ -59,21 +60,6 @@ def _head_command(temp_dir: str) -> tuple[list[str], int]:
            "--max-worker-port", str(low + 99), "--node-ip-address", "127.0.0.1",
            "--object-store-memory", str(80 * 2**20), "--temp-dir", temp_dir, "--disable-usage-stats"]
     return cmd, dash
-
-
-def _wait_ready(address: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ray start exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{address}/api/jobs/", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError("the Ray head did not start in time")
 
 
 def _carrying(token: str) -> list[int]:
@@ -124,7 +110,7 @@ def ray_head() -> Iterator[Head]:
                             start_new_session=True)
     try:
         address = f"http://127.0.0.1:{dash}"
-        _wait_ready(address, proc)
+        wait_until_served(f"{address}/api/jobs/", proc, "the Ray head", 180)
         yield Head(address, token)
     finally:
         _stop(proc, token)

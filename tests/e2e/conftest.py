@@ -12,13 +12,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.serving import wait_until_served
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -51,20 +51,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"streamlit exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError("streamlit did not become healthy")
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A Streamlit server with its own workspace; stopped (with any run it started) at the end."""
@@ -77,7 +63,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_healthy(url, proc)
+        wait_until_served(f"{url}/_stcore/health", proc, "streamlit", 90)
         yield url, workspace
     finally:
         proc.terminate()
@@ -129,6 +115,13 @@ def snap(page, name: str) -> None:
 def no_errors(page) -> None:
     assert page.locator("[data-testid=stException]").count() == 0
     assert page.get_by_text("Something went wrong").count() == 0
+
+
+def goto(page, url: str, heading: str, timeout_ms: int = 60_000) -> None:
+    """Open ``url`` and wait until its page (titled ``heading``) has finished drawing."""
+    page.goto(url)
+    page.locator("h1", has_text=heading).wait_for(timeout=timeout_ms)
+    idle(page)
 
 
 def open_page(page, slug: str, heading: str) -> None:

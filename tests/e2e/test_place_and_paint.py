@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import (CHROMIUM, CHROMIUM_ARGS, browser_marks, button, choose, fill, idle,
+from tests.e2e.conftest import (CHROMIUM, CHROMIUM_ARGS, browser_marks, button, choose, fill, goto, idle,
                                no_errors, open_page)
 
 pytestmark = browser_marks(420)
@@ -107,9 +107,7 @@ def test_the_place_survives_a_refresh_a_second_tab_and_a_shared_link(server: tup
         browser = _browser(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            page.locator("h1", has_text="Data").wait_for(timeout=60_000)
-            idle(page)
+            goto(page, url, "Data")
             page.locator('input[role=combobox][aria-label="Open a saved dataset"]').click()
             page.locator("[role=option]", has_text="sample").first.click()
             idle(page)
@@ -125,16 +123,12 @@ def test_the_place_survives_a_refresh_a_second_tab_and_a_shared_link(server: tup
             assert _sidebar(page) == "sample"
 
             second = browser.new_page(viewport={"width": 1400, "height": 1000})  # a second tab, no parameters
-            second.goto(f"{url}/train")
-            second.locator("h1", has_text="Train").wait_for(timeout=60_000)
-            idle(second)
+            goto(second, f"{url}/train", "Train")
             second.get_by_text("8 epochs at 96 px").wait_for(timeout=30_000)
             assert _sidebar(second) == "sample"
 
             other = browser.new_context().new_page()  # someone else opening the shared link
-            other.goto(shared)
-            other.locator("h1", has_text="Model").wait_for(timeout=60_000)
-            idle(other)
+            goto(other, shared, "Model")
             other.get_by_text("8 epochs at 96 px").wait_for(timeout=30_000)
             no_errors(other)
         finally:
@@ -154,9 +148,7 @@ def test_a_fake_weights_file_is_refused_at_once(server: tuple[str, Path], tmp_pa
         browser = _browser(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/model?dataset=sample")
-            page.locator("h1", has_text="Model").wait_for(timeout=60_000)
-            idle(page)
+            goto(page, f"{url}/model?dataset=sample", "Model")
             page.locator("[data-testid=stRadio] label", has_text="A weights file").click()
             idle(page)
             t0 = time.monotonic()
@@ -183,9 +175,7 @@ def test_offline_from_scratch_says_what_to_expect_and_the_ways_forward(server: t
         browser = _browser(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{url}/model?dataset=sample")
-            page.locator("h1", has_text="Model").wait_for(timeout=60_000)
-            idle(page)
+            goto(page, f"{url}/model?dataset=sample", "Model")
             warning = page.locator("[data-testid=stAlertContentWarning]", has_text="From scratch on 120 photos")
             warning.wait_for(timeout=30_000)
             assert "It takes about" in warning.inner_text()
@@ -212,9 +202,7 @@ def test_stop_ends_within_one_batch_and_a_queued_run_is_cancelled(server: tuple[
         browser = _browser(p)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(link)
-            page.locator("h1", has_text="Train").wait_for(timeout=60_000)
-            idle(page)
+            goto(page, link, "Train")
             button(page, "Start training").click()
             button(page, "Stop training").wait_for(timeout=90_000)
             run = next((workspace / "runs").iterdir())

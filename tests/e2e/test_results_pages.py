@@ -13,7 +13,7 @@ import pytest
 
 from core.numbers import fmt_pct
 from core.results import at_threshold, load_predictions
-from tests.e2e.conftest import ARTIFACTS, browser_marks, idle, no_errors
+from tests.e2e.conftest import ARTIFACTS, browser_marks, goto, idle, no_errors
 from tests.pages.tiny_run import trained_workspace
 
 pytestmark = browser_marks(420)
@@ -32,12 +32,6 @@ def ready(server, template: Path) -> tuple[str, Path]:
     url, workspace = server
     shutil.copytree(template, workspace, dirs_exist_ok=True)
     return url, workspace
-
-
-def open_url(page, url: str, heading: str) -> None:
-    page.goto(url)
-    page.locator("h1", has_text=heading).wait_for(timeout=90_000)
-    idle(page)
 
 
 def metric_value(page, label: str) -> str:
@@ -71,7 +65,7 @@ def move_slider(page, key: str) -> None:
 def test_evaluate_slider_moves_over_validation_with_held_out_figures(ready, browser_page) -> None:
     url, workspace = ready
     page = browser_page
-    open_url(page, f"{url}/evaluate", "Evaluate")
+    goto(page, f"{url}/evaluate", "Evaluate", 90_000)
     no_errors(page)
     run = workspace / "runs" / "r1"
     # the verdict opens the page, above the headline numbers, and is not green for a run that isn't ready
@@ -99,11 +93,11 @@ def test_evaluate_slider_moves_over_validation_with_held_out_figures(ready, brow
 def test_screenshots_of_evaluate_test_and_runs(ready, browser_page) -> None:
     url, workspace = ready
     page = browser_page
-    open_url(page, f"{url}/evaluate", "Evaluate")
+    goto(page, f"{url}/evaluate", "Evaluate", 90_000)
     for width in WIDTHS:
         snap_at(page, "evaluate", width)
     no_errors(page)
-    open_url(page, f"{url}/test", "Test")
+    goto(page, f"{url}/test", "Test", 90_000)
     data = workspace / "datasets" / "parts"
     page.locator("[data-testid=stFileUploaderDropzoneInput]").first.set_input_files(
         str(data / "scratch" / "scratch_000.png"))
@@ -122,7 +116,7 @@ def test_screenshots_of_evaluate_test_and_runs(ready, browser_page) -> None:
     for width in WIDTHS:
         snap_at(page, "test-batch", width)
     no_errors(page)
-    open_url(page, f"{url}/runs", "Runs")
+    goto(page, f"{url}/runs", "Runs", 90_000)
     assert page.get_by_text("From scratch · test_resnet · parts").count() >= 1
     for width in WIDTHS:
         snap_at(page, "runs", width)
@@ -141,8 +135,8 @@ def test_a_stopped_model_that_passes_every_part_is_not_usable_on_train_and_evalu
     status = json.loads((run / "status.json").read_text())
     status.update(state="stopped", message="Not usable. Stopped on request after 1 epoch(s).")
     (run / "status.json").write_text(json.dumps(status))
-    for slug, heading in (("train", "Train"), ("evaluate", "Evaluate")):
-        open_url(page, f"{url}/{slug}?dataset=parts&run=r1", heading)
+    for slug, heading in (("train", "Train"), ("evaluate", "Evaluate", 90_000)):
+        goto(page, f"{url}/{slug}?dataset=parts&run=r1", heading, 90_000)
         no_errors(page)
         verdict = page.locator("[data-testid=stAlertContentError]", has_text="Not usable.")
         assert verdict.count() >= 1, slug
