@@ -28,11 +28,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from scipy.ndimage import gaussian_filter
 
-from .augment import to_model_input
 from .datasets import cache_root
 from .device import Runtime
 from .errors import GraftError
-from .features import weights_fingerprint
+from .features import compute_features, load_cached, save_cached, weights_fingerprint
 from .package import MEMORY_FILE
 from .parallel import ProgressFn
 
@@ -95,26 +94,13 @@ def patch_features(model: PatchFeatures, images: np.ndarray, mean: list[float], 
                    runtime: Runtime, batch_size: int = 32, progress: ProgressFn | None = None) -> torch.Tensor:
     """Patch features of every photo, (N, h, w, D) float16, from the disk cache when possible."""
     path = _cache_path(model, images, runtime.precision)
-    if path.exists():
-        try:
-            return load_file(str(path))["patches"]
-        except Exception:  # a damaged cache file is rebuilt, never trusted
-            path.unlink(missing_ok=True)
-    model.eval()
-    m, s = torch.tensor(mean, device=runtime.device), torch.tensor(std, device=runtime.device)
-    out, t0 = [], time.monotonic()
-    for start in range(0, len(images), batch_size):
-        x = to_model_input(torch.from_numpy(np.asarray(images[start:start + batch_size])).to(runtime.device), m, s)
-        with runtime.autocast():
-            out.append(model(x).float().permute(0, 2, 3, 1).half().cpu())
-        if progress:
-            done = min(start + batch_size, len(images))
-            progress(done, len(images), (len(images) - done) * (time.monotonic() - t0) / done)
-    feats = torch.cat(out).contiguous()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({"patches": feats}, str(tmp))
-    tmp.replace(path)
+    cached = load_cached(path, "patches")
+    if cached is not None:
+        return cached
+    n = len(images)
+    maps = compute_features(model, images, mean, std, runtime, np.arange(n), batch_size, progress, "", scale=n)
+    feats = maps.permute(0, 2, 3, 1).half().contiguous()
+    save_cached(path, feats, "patches")
     return feats
 
 

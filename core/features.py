@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,7 +17,7 @@ from .device import Runtime
 from .parallel import ProgressFn
 from .model import feature_width
 
-__all__ = ["extract_features", "weights_fingerprint"]
+__all__ = ["extract_features", "compute_features", "load_cached", "save_cached", "weights_fingerprint"]
 
 
 def weights_fingerprint(module: torch.nn.Module) -> str:
@@ -41,14 +42,23 @@ def _key(trunk: torch.nn.Module, images: np.ndarray, index: np.ndarray | None, v
     return key
 
 
-def _load(path) -> torch.Tensor | None:
+def load_cached(path: Path, name: str = "features") -> torch.Tensor | None:
+    """The tensor a cache file holds, or None when it is missing or damaged (then it is removed)."""
     if not path.exists():
         return None
     try:
-        return load_file(str(path))["features"]
+        return load_file(str(path))[name]
     except Exception:  # a damaged cache file is rebuilt, never trusted
         path.unlink(missing_ok=True)
         return None
+
+
+def save_cached(path: Path, tensor: torch.Tensor, name: str = "features") -> None:
+    """Write a cache file atomically (a reader never sees half of it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({name: tensor.contiguous()}, str(tmp))
+    tmp.replace(path)
 
 
 @torch.inference_mode()
@@ -66,22 +76,19 @@ def extract_features(trunk: torch.nn.Module, images: np.ndarray, mean: list[floa
     """
     key = _key(trunk, images, index, view, runtime.precision)
     path = cache_root() / "features" / f"{key}.safetensors"
-    cached = _load(path)
+    cached = load_cached(path)
     if not ddp.any_rank(cached is None):  # every rank has it (one process: it is there)
         return cached
     order = np.arange(len(images)) if index is None else np.asarray(index, dtype=np.int64)
     a, b = ddp.shard_bounds(len(order))[ddp.world().rank]
-    part = _compute(trunk, images, mean, std, runtime, order[a:b], batch_size, progress, view, scale=len(order))
+    part = compute_features(trunk, images, mean, std, runtime, order[a:b], batch_size, progress, view, scale=len(order))
     feats = ddp.gather_rows(part, len(order))
     if ddp.world().is_main:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file({"features": feats.contiguous()}, str(tmp))
-        tmp.replace(path)
+        save_cached(path, feats)
     return feats
 
 
-def _compute(trunk: torch.nn.Module, images: np.ndarray, mean: list[float], std: list[float], runtime: Runtime,
+def compute_features(trunk: torch.nn.Module, images: np.ndarray, mean: list[float], std: list[float], runtime: Runtime,
              order: np.ndarray, batch_size: int, progress: ProgressFn | None, view: str, scale: int) -> torch.Tensor:
     """Features of ``images[order]``; progress is reported as a share of ``scale`` photos (all ranks' work)."""
     trunk.eval()
