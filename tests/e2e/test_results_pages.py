@@ -135,7 +135,7 @@ def test_a_stopped_model_that_passes_every_part_is_not_usable_on_train_and_evalu
     status = json.loads((run / "status.json").read_text())
     status.update(state="stopped", message="Not usable. Stopped on request after 1 epoch(s).")
     (run / "status.json").write_text(json.dumps(status))
-    for slug, heading in (("train", "Train"), ("evaluate", "Evaluate", 90_000)):
+    for slug, heading in (("train", "Train"), ("evaluate", "Evaluate")):
         goto(page, f"{url}/{slug}?dataset=parts&run=r1", heading, 90_000)
         no_errors(page)
         verdict = page.locator("[data-testid=stAlertContentError]", has_text="Not usable.")
