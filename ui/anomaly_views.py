@@ -31,6 +31,7 @@ FALSE_ALARM_TARGETS = (0.005, 0.01, 0.02, 0.05, 0.1)
 DEFAULT_FALSE_ALARM_TARGET = 0.01
 TARGET_KEY = "false_alarm_target"  # in RunConfig.extra (core.anomaly_fit.false_alarm_target reads it)
 WIDGET_KEY = "anomaly_false_alarm_target"
+FEW_GOOD_PHOTOS = 10  # as core.check's FEW_PER_CLASS (a test checks): below it the threshold is shaky
 _KEPT_KEY = "_anomaly_false_alarm_target"  # the user's target while another strategy is chosen
 HEATMAP_CAPTION = "Where it looks unlike the good parts"
 HEATMAP_TOGGLE = "Show where it looks unlike the good parts"
@@ -110,11 +111,17 @@ def false_alarm_section(choices: dict[str, Any]) -> None:
 
 
 def _needs_good_class() -> None:
-    """Without a good class the mode can't learn: say so here, and hold the Model page's "Next" back."""
+    """Without a good class the mode can't learn: say so here, and hold the Model page's "Next" back. With
+    fewer than 10 good photos, say that the threshold will be shaky (as the dataset check does)."""
     from ui.common import current_dataset, workspace
 
     dataset = current_dataset()
-    if dataset and not workspace().dataset_info(dataset).good_class:
+    info = workspace().dataset_info(dataset) if dataset else None
+    if info and info.good_class and info.counts.get(info.good_class, 0) < FEW_GOOD_PHOTOS:
+        st.warning(f"Only {info.counts.get(info.good_class, 0)} photos of good parts: the threshold that decides "
+                   f"'defect' is set on a few of them and will be shaky below {FEW_GOOD_PHOTOS}. Add good photos.",
+                   icon=":material/warning:")
+    if info and not info.good_class:
         st.warning("Good-parts-only mode learns from photos of good parts, so it needs to know which class holds "
                    "them. Mark the good class on the Data page.", icon=":material/rule:")
         st.session_state.setdefault("_start_blocked", "Mark the good class on the Data page first, or choose "

@@ -35,7 +35,8 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_dataset(root / "datasets" / "goodonly", {"ok": 40}, size=64)
     make_dataset(root / "fresh", {"ok": 4, "stain": 4}, size=64, seed=2)
     Workspace(root).set_good_class("goodonly", "ok")
-    cmd = [sys.executable, "-m", "core", "train", str(root / "datasets" / "goodonly"), "--out", str(root / "runs" / "a1"),
+    data, out = root / "datasets" / "goodonly", root / "runs" / "a1"
+    cmd = [sys.executable, "-m", "core", "train", str(data), "--out", str(out),
            "--strategy", "anomaly", "--good-class", "ok", "--backbone", "resnet10t", "--start", "scratch",
            "--image-size", "64", "--seed", "0", "--false-alarm-target", "0.05"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -104,9 +105,9 @@ def test_batch_table_has_no_sure_column_for_an_anomaly_model(ws: Path) -> None:
     assert set(table["verdict"]) <= {"good", "defect", "uncertain"}
 
 
-def model_page(ws: Path) -> AppTest:
+def model_page(ws: Path, dataset: str = "goodonly") -> AppTest:
     at = AppTest.from_file(str(PAGES / "2_model.py"), default_timeout=90)
-    at.session_state["dataset"] = "goodonly"
+    at.session_state["dataset"] = dataset
     at.run()
     at.session_state["choices"] = {**at.session_state["choices"], "start": "file:/weights/resnet10t.safetensors",
                                    "strategy": "anomaly"}
@@ -148,6 +149,14 @@ def test_model_page_says_to_mark_the_good_class(ws: Path) -> None:
     at = model_page(ws)
     assert any("Mark the good class on the Data page" in w.value for w in at.warning)
     assert not [b for b in at.button if b.key == "model_next"]  # Next waits for the good class
+
+
+def test_model_page_warns_that_few_good_photos_make_a_shaky_threshold(ws: Path) -> None:
+    assert not any("shaky" in w.value for w in model_page(ws).warning)  # 40 good photos
+    make_dataset(ws / "datasets" / "fewgood", {"ok": 6}, size=64)
+    Workspace(ws).set_good_class("fewgood", "ok")
+    warnings = [w.value for w in model_page(ws, "fewgood").warning]
+    assert any(w.startswith("Only 6 photos of good parts") and "shaky below 10" in w for w in warnings), warnings
 
 
 def test_the_target_survives_a_new_session(ws: Path) -> None:
