@@ -189,3 +189,6 @@ def test_evaluate_states_the_target_beside_the_measured_rate(ws: Path) -> None:
     notes = [c.value for c in at.caption if c.value.startswith("Trained for a target of 5% false alarms")]
     assert notes and "about 1 in 20 good parts will be flagged for a second look" in notes[0]
     assert "held-out good photos" in notes[0]
+    # the verdict training wrote (no defect photos to check it on), not "Not usable" from the classifier rules
+    assert any(w.value.startswith("**Promising, needs more photos.**") for w in at.warning), \
+        [e.value for e in at.error]
