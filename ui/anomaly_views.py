@@ -70,6 +70,11 @@ def target_words(rate: float) -> str:
     return f"about {one_in(rate)} good parts will be flagged for a second look"
 
 
+def _pct(rate: float) -> str:
+    """``0.005`` -> ``"0.5%"``, ``0.05`` -> ``"5%"``."""
+    return fmt_pct(rate, 1 if rate < 0.01 else 0)
+
+
 def valid_target(value: Any) -> float | None:
     """A target false-alarm rate Graft accepts (0% < rate < 50%, as ``core.anomaly_fit``), or None."""
     try:
@@ -92,7 +97,7 @@ def false_alarm_section(choices: dict[str, Any]) -> None:
             st.session_state[_KEPT_KEY] = extra.pop(TARGET_KEY)
             _set_extra(choices, extra)
         return
-    _needs_good_class()
+    _dataset_warnings()
     current = valid_target(extra.get(TARGET_KEY, st.session_state.get(_KEPT_KEY))) or DEFAULT_FALSE_ALARM_TARGET
     options = sorted({*FALSE_ALARM_TARGETS, current})
     if st.session_state.get(WIDGET_KEY) not in options:
@@ -100,17 +105,17 @@ def false_alarm_section(choices: dict[str, Any]) -> None:
     box = st.container(border=True, key="anomaly_false_alarms")
     box.markdown("**False alarms you accept**")
     rate = box.select_slider("Target share of good parts flagged", options, key=WIDGET_KEY,
-                            format_func=lambda v: f"{fmt_pct(v, 1 if v < 0.01 else 0)} ({one_in(v)})",
-                            help="Graft sets the threshold on good photos kept aside from training, so that this "
-                                 "share of them would be flagged.")
-    box.caption(f"With {fmt_pct(rate, 1 if rate < 0.01 else 0)}, {target_words(rate)}. A lower target sends fewer "
-               "good parts to a person but lets faint defects through more often; a higher one catches more. "
-               "With few good photos kept aside, Graft can only approximate it.")
+                             format_func=lambda v: f"{_pct(v)} ({one_in(v)})",
+                             help="Graft sets the threshold on good photos kept aside from training, so that this "
+                                  "share of them would be flagged.")
+    box.caption(f"With {_pct(rate)}, {target_words(rate)}. A lower target sends fewer good parts to a person but "
+                "lets faint defects through more often; a higher one catches more. With few good photos kept "
+                "aside, Graft can only approximate it.")
     extra[TARGET_KEY] = float(rate)
     _set_extra(choices, extra)
 
 
-def _needs_good_class() -> None:
+def _dataset_warnings() -> None:
     """Without a good class the mode can't learn: say so here, and hold the Model page's "Next" back. With
     fewer than 10 good photos, say that the threshold will be shaky (as the dataset check does)."""
     from ui.common import current_dataset, workspace
@@ -142,7 +147,7 @@ def target_note(metrics: dict[str, Any]) -> str | None:
     if not isinstance(memory, dict) or memory.get("false_alarm_target") is None:
         return None
     target = float(memory["false_alarm_target"])
-    pct = fmt_pct(target, 1 if target < 0.01 else 0)
+    pct = _pct(target)
     text = f"Trained for a target of {pct} false alarms: {target_words(target)}."
     if memory.get("threshold_rule", "").startswith("best trade-off"):
         text += (" Defect photos were kept aside for checking, so the threshold is the best trade-off on them "
@@ -212,17 +217,19 @@ def score_figure(score: float, threshold: float) -> go.Figure:
     fig = go.Figure(go.Heatmap(x=xs, y=[0], z=[xs], colorscale=heatmap_colorscale(), zmin=0, zmax=1,
                                showscale=False, hoverinfo="skip"))
     fig.add_vline(x=threshold, line=dict(color="#0F172A", width=2, dash="dot"))
-    fig.add_annotation(x=threshold, y=0.5, yref="paper", yanchor="bottom", text="threshold", showarrow=False,
-                       font=dict(size=11))
     shown = min(max(float(score), 0.0), 1.0)
-    fig.add_trace(go.Scatter(x=[shown], y=[0.62], mode="markers+text", text=[f"this photo {score:.2f}"],
-                             textposition="top center", marker=dict(symbol="triangle-down", size=14,
-                                                                     color="#0F172A"),
+    side = "left" if shown > 0.75 else "right" if shown < 0.25 else "center"  # the label stays inside the chart
+    fig.add_trace(go.Scatter(x=[shown], y=[0.62], mode="markers+text", text=[f"this photo: {score:.2f}"],
+                             textposition=f"top {side}", marker=dict(symbol="triangle-down", size=14,
+                                                                      color="#0F172A"),
                              hoverinfo="skip", showlegend=False, cliponaxis=False))
-    fig.update_layout(height=110, margin=dict(l=10, r=10, t=30, b=24), showlegend=False,
+    below = dict(y=0, yref="paper", yanchor="top", showarrow=False, font=dict(size=11, color="#475569"))
+    fig.add_annotation(x=threshold, text=f"threshold {threshold:.2f}: flagged from here", **below)
+    fig.add_annotation(x=0, xanchor="left", text="like the good parts", **below)
+    fig.add_annotation(x=1, xanchor="right", text="unlike them", **below)
+    fig.update_layout(height=110, margin=dict(l=10, r=10, t=28, b=28), showlegend=False,
                       plot_bgcolor="rgba(0,0,0,0)", paper_bgcolor="rgba(0,0,0,0)")
-    fig.update_xaxes(range=[-0.01, 1.01], tickvals=[0, 0.25, 0.5, 0.75, 1],
-                     ticktext=["0 like the good parts", "", "0.5", "", "1 unlike them"], showgrid=False)
+    fig.update_xaxes(range=[0, 1], visible=False)
     fig.update_yaxes(range=[-0.5, 1.2], visible=False)
     return fig
 
