@@ -24,7 +24,7 @@ __all__ = ["FALSE_ALARM_TARGETS", "DEFAULT_FALSE_ALARM_TARGET", "TARGET_KEY", "i
            "one_in", "target_words", "valid_target", "false_alarm_section", "target_note", "render_target_note",
            "verdict_message", "score_words", "score_figure", "anomaly_photo_card", "heatmap_colorscale",
            "HEATMAP_CAPTION", "HEATMAP_TOGGLE", "WIDGET_KEY",
-           "heatmap_legend"]
+           "heatmap_legend", "anomaly_labels"]
 
 # The choices offered on the Model page; core.anomaly.DEFAULT_FALSE_ALARM_TARGET is the default (a test checks).
 FALSE_ALARM_TARGETS = (0.005, 0.01, 0.02, 0.05, 0.1)
@@ -167,6 +167,28 @@ def render_target_note(metrics: dict[str, Any]) -> None:
     note = target_note(metrics)
     if note:
         st.caption(note)
+
+
+def anomaly_labels(files: list[Path], root: Path, good: str) -> list[str | None]:
+    """The true answer of each batch photo for a good-parts-only model, from its class folders: photos in the
+    good class's folder are good, photos in any folder beside it (``scratch/``, ``dent/``...) are ``defect``;
+    anything else is unlabelled (None).
+
+    Its model knows two classes only (the good one and ``defect``), so the folder names of defect types are
+    read as "a defect" rather than matched by name.
+    """
+    parts = []
+    for f in files:
+        try:
+            parts.append(Path(f).resolve().relative_to(Path(root).resolve()).parts[:-1])
+        except ValueError:
+            parts.append(())
+    homes = {p[:p.index(good)] for p in parts if good in p}  # the folders that hold a good-class folder
+    out: list[str | None] = []
+    for p in parts:
+        home = next((h for h in homes if len(p) > len(h) and p[:len(h)] == h), None)
+        out.append(good if good in p else DEFECT_ANSWER if home is not None else None)
+    return out
 
 
 # --- one photo on the Test page ---------------------------------------------------------------------

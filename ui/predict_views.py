@@ -20,7 +20,7 @@ import streamlit as st
 from core.batch import (batch_rows, batch_score, batch_summary, folder_in_workspace, labels_from_folders,
                         per_class_found, rows_csv)
 from core.numbers import fmt_against, fmt_range
-from ui.anomaly_views import HEATMAP_TOGGLE, anomaly_photo_card, is_anomaly
+from ui.anomaly_views import HEATMAP_TOGGLE, anomaly_labels, anomaly_photo_card, is_anomaly
 from ui.charts import TEMPLATE, plain
 from ui.common import ACCENT, GOOD, MUTED, fmt_pct, md_escape, show_error, workspace
 
@@ -327,7 +327,9 @@ def _run_batch(run_dir: str, files: list[Path], root: Path) -> list[dict[str, An
         results += predictor.predict(files[start:start + 32])
         bar.progress(min(1.0, (start + 32) / max(1, len(files))), text=f"Scored {len(results)} of {len(files)} photos")
     bar.empty()
-    labels = labels_from_folders(files, root, predictor.spec.classes)
+    spec = predictor.spec
+    labels = (anomaly_labels(files, root, spec.good_class) if is_anomaly(spec)  # defect-type folders: "defect"
+              else labels_from_folders(files, root, spec.classes))
     return batch_rows(results, predictor.spec.good_class, root, labels if any(labels) else None)
 
 

@@ -103,6 +103,18 @@ def test_batch_table_has_no_sure_column_for_an_anomaly_model(ws: Path) -> None:
     table = next(d.value for d in at.dataframe if "photo" in d.value.columns)
     assert "confidence" not in table.columns and {"verdict", "defect_score"} <= set(table.columns)
     assert set(table["verdict"]) <= {"good", "defect", "uncertain"}
+    assert list(table["label"]) == ["ok"] * 4 + ["defect"] * 4  # the stain folder counts as defects
+    catch = [m for m in at.metric if m.label == "Catch rate on this batch"][0]
+    assert " of 4 defective parts flagged · range " in catch.delta
+
+
+def test_anomaly_labels_read_every_folder_beside_the_good_one_as_a_defect(tmp_path: Path) -> None:
+    from ui.anomaly_views import anomaly_labels
+
+    names = ["batch/ok/a.png", "batch/scratch/b.png", "batch/dent/deep/c.png", "loose.png", "other/d.png"]
+    files = [tmp_path / n for n in names]
+    assert anomaly_labels(files, tmp_path, "ok") == ["ok", "defect", "defect", None, None]
+    assert anomaly_labels(files[3:], tmp_path, "ok") == [None, None]  # no good folder: nothing is labelled
 
 
 def model_page(ws: Path, dataset: str = "goodonly") -> AppTest:
