@@ -19,6 +19,7 @@ import torch
 from .anomaly import (DEFAULT_FALSE_ALARM_TARGET, DEFECT, Normaliser, PatchFeatures, coreset_size, greedy_coreset,
                       nearest_distance, patch_features, save_memory, threshold_for_false_alarms)
 from .callbacks import StopWatcher
+from .check import FEW_PER_CLASS
 from .config import RunConfig
 from .decision import Decision, Targets
 from .errors import GraftError
@@ -44,9 +45,11 @@ __all__ = ["train_anomaly", "anomaly_splits", "require_good_class", "anomaly_ver
 
 def require_good_class(config: RunConfig) -> str:
     """The good class of a good-parts-only run, or a plain error naming the fix."""
-    if not config.good_class:
+    if not config.good_class:  # the app sets the workspace: its user marks the class on the Data page
+        hint = ("Mark the good class on the Data page." if config.workspace
+                else "Name the good class, e.g. --good-class ok.")
         raise GraftError("Good-parts-only mode learns from photos of good parts, so it needs to know which class "
-                         "holds them.", hint="Name the good class, e.g. --good-class ok.")
+                         "holds them.", hint=hint)
     return config.good_class
 
 
@@ -140,7 +143,15 @@ def train_anomaly(config: RunConfig, run: RunFolder, stopper: StopWatcher, prep:
               "fit_seconds": time.monotonic() - t0, "stopped_early": stopped}
     metrics = _metrics(splits, y, raw, norm, good, memory)
     _write(config, run, fitter, prep, splits, raw, norm, metrics, bank, trunk, settings, memory)
-    return ("stopped" if stopped else "done"), _message(metrics, memory)
+    return ("stopped" if stopped else "done"), _message(metrics, memory) + _shaky(prep.report.counts.get(good, 0))
+
+
+def _shaky(good_photos: int) -> str:
+    """The check's warning about few good photos, repeated where the user reads the run's outcome."""
+    if good_photos >= FEW_PER_CLASS:
+        return ""
+    return (f" Only {good_photos} photos of good parts: the threshold is set on a few of them and will be shaky "
+            f"below {FEW_PER_CLASS}. Add good photos.")
 
 
 def _probs(raw: np.ndarray, norm: Normaliser) -> np.ndarray:

@@ -36,10 +36,17 @@ from .jsonio import read_json, read_jsonl, write_json_atomic
 from .runs import FINAL_STATES, new_run_dir, pid_alive, read_status, request_stop
 
 __all__ = ["SweepSpec", "run_sweep", "list_sweeps", "sweep_trials", "best_trial", "trial_value", "SWEEP_FILE",
-           "BEST_FILE", "STUDY_FILE", "OBJECTIVE_LABEL"]
+           "BEST_FILE", "STUDY_FILE", "OBJECTIVE_LABEL", "NO_ANOMALY"]
 
 SWEEP_FILE, BEST_FILE, STUDY_FILE = "sweep.json", "best.json", "study.journal"
 OBJECTIVE_LABEL = "validation score (mean F1 on the photos kept aside for checking)"
+# Why good parts only is refused rather than scored: it has no learning rate (each of its trials would build the
+# same memory), and no score of it means what the classifiers' validation F1 means: its ROC AUC is on another
+# scale, its validation false-alarm rate is the target by construction (the threshold is set on those photos),
+# and the test photos stay untouched for reporting.
+NO_ANOMALY = ("Good-parts-only mode can't be part of a sweep: it has no learning rate to try (every trial would "
+              "build the same memory of good parts), and its score can't be compared with the other strategies' "
+              "validation score. Train it as its own run and compare it on the Runs page.")
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class SweepSpec:
         object.__setattr__(self, "lrs", tuple(float(x) for x in self.lrs))
         if not self.strategies or not self.lrs:
             raise GraftError("A sweep needs at least one strategy and one learning rate.")
+        if Strategy.ANOMALY.value in self.strategies:
+            raise GraftError(NO_ANOMALY, hint="Leave anomaly out of the strategies and train it as a run of its own.")
         if any(not 0 < lr < 1 for lr in self.lrs):
             raise GraftError("Learning rates must be between 0 and 1 (for example 0.002).")
         if self.trials is not None and not 1 <= self.trials <= self.grid_size:
@@ -79,7 +88,8 @@ def trial_value(run_dir: str | Path) -> float | None:
     """The run's validation score after its last epoch (None when no epoch finished).
 
     A cross-validated run counts the mean over its folds (each fold's inner validation photos);
-    the final fit on every photo has nothing to validate on and is left out.
+    the final fit on every photo has nothing to validate on and is left out. A good-parts-only run
+    has no epochs, so None: sweeps refuse that strategy (``NO_ANOMALY``).
     """
     epochs = [e for e in read_jsonl(Path(run_dir) / "events.jsonl")
               if e.get("event") == "epoch" and e.get("stage") != "final"]

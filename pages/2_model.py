@@ -20,6 +20,7 @@ from core.workspace import Workspace
 from ui.common import (backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
                        image_size_cost, image_size_warning, md_escape, model_choices, online, page_header,
                        pretrained_cached, recommended_strategy, update_model_choices, workspace)
+from ui.anomaly_views import false_alarm_section
 from ui.model_views import (backbone_speeds, check_weights_upload, expected_duration_text, offline_advice,
                             thoroughness)
 from ui.verdict_views import verdict_badge, verdict_of
@@ -401,6 +402,7 @@ def main() -> None:
     backbone_section(ws, choices)
     start_section(ws, choices, n_images)
     strategy_section(choices, n_images)
+    guarded(false_alarm_section)(choices)  # good parts only: the false alarms the user accepts
     advanced_section(choices, n_images, backbone_speeds(ws).get(choices["backbone"]))
     summary(ws, choices, dataset, n_images)
 

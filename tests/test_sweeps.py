@@ -10,7 +10,7 @@ from core.cli import main
 from core.config import RunConfig
 from core.errors import GraftError
 from core.jsonio import read_json
-from core.sweeps import SweepSpec, best_trial, list_sweeps, sweep_trials
+from core.sweeps import SweepSpec, best_trial, list_sweeps, sweep_trials, trial_value
 
 pytest.importorskip("optuna")
 
@@ -51,3 +51,29 @@ def test_sweep_settings_are_checked_plainly(easy_data: Path, tmp_path: Path) -> 
         SweepSpec(base, ("guess",), (0.01,))
     (tmp_path / "sweep.json").write_text("{}")
     assert main(["sweep", str(easy_data), "--out", str(tmp_path), "--strategies", "scratch", "--lrs", "0.01"]) == 2
+
+
+def test_a_sweep_refuses_good_parts_only_in_plain_words(easy_data: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """No learning rate to try and no score comparable with the classifiers' validation F1: refused, not guessed."""
+    base = RunConfig(data=str(easy_data), out="", good_class="ok")
+    with pytest.raises(GraftError, match="can't be part of a sweep") as refused:
+        SweepSpec(base, ("fine-tune", "anomaly"), (0.01,))
+    assert "--" not in str(refused.value) and "own run" in str(refused.value)
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(easy_data), "--out", str(out), "--strategies", "anomaly", "--lrs", "0.01",
+                 "--good-class", "ok", *TINY_ARGS]) == 2
+    assert "can't be part of a sweep" in capsys.readouterr().err
+    assert not (out / "sweep.json").exists()  # refused before anything was written
+
+
+def test_trial_value_of_a_run_without_epochs_is_none(tmp_path: Path) -> None:
+    """A good-parts-only run's log has no epochs (it builds a memory): nothing to score a trial with."""
+    from core.jsonio import append_jsonl
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for event in ({"event": "run_start"}, {"event": "progress", "phase": "train", "done": 3, "total": 3},
+                  {"event": "run_end", "state": "done"}):
+        append_jsonl(run / "events.jsonl", event)
+    assert trial_value(run) is None

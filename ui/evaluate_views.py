@@ -483,7 +483,9 @@ def _photo_grid(preds: Predictions, idx: list[int], threshold: float, images: di
     with st.spinner("Drawing where the model looked…") if heatmaps else nullcontext():
         diffuse = photo_grid_rows(cards, columns)
     if heatmaps:
-        st.caption(HEATMAP_LEGEND + (f" {diffuse} of these heatmaps are spread out: the model is not looking at "
+        from ui.anomaly_views import heatmap_legend  # a good-parts-only map has its own legend
+        legend = heatmap_legend(run_dir, HEATMAP_LEGEND)
+        st.caption(legend + (f" {diffuse} of these heatmaps are spread out: the model is not looking at "
                                      "one place; treat those verdicts with care." if diffuse else ""))
 
 
@@ -715,6 +717,8 @@ def render_evaluate(run_dir: str) -> None:
     render_targets(run_dir, decision)
     st.caption(f"{md_escape(_run_title(run_dir, config))} · measured on {md_escape(held_out_words(metrics))}")
     render_headline(recorded(metrics) or headline(held, metrics), held.split)
+    from ui.anomaly_views import render_target_note  # good parts only: its target beside the measured rate
+    render_target_note(metrics)
     threshold = held.threshold
     training = decision.threshold_from_training
     if training is None:

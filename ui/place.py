@@ -23,7 +23,7 @@ from core.config import RunConfig
 from core.errors import GraftError
 from ui.common import current_dataset, current_run, select_dataset, select_run, workspace
 
-__all__ = ["restore_place", "sync_place", "place_params", "RESTORED_KEY", "CHOICE_PARAMS"]
+__all__ = ["restore_place", "sync_place", "place_params", "RESTORED_KEY", "CHOICE_PARAMS", "EXTRA_PARAMS"]
 
 RESTORED_KEY = "_graft_place_restored"
 SYNCED_KEY = "_graft_place_synced"
@@ -31,6 +31,8 @@ SYNCED_KEY = "_graft_place_synced"
 CHOICE_PARAMS = {"backbone": "backbone", "start": "start", "strategy": "strategy", "epochs": "epochs",
                  "lr": "lr", "size": "image_size", "batch": "batch_size", "seed": "seed", "patience": "patience",
                  "folds": "folds"}
+# URL parameter -> key of RunConfig.extra (kept in the choices' "extra"; validated below)
+EXTRA_PARAMS = {"fa": "false_alarm_target"}
 _NUMBERS = {"epochs": int, "image_size": int, "batch_size": int, "seed": int, "patience": int, "folds": int,
             "lr": float}
 
@@ -42,6 +44,9 @@ def _from_url() -> dict[str, Any]:
     params = st.query_params
     place: dict[str, Any] = {k: params[k] for k in ("dataset", "run") if params.get(k)}
     choices = {field: params[name] for name, field in CHOICE_PARAMS.items() if params.get(name)}
+    extra = {key: params[name] for name, key in EXTRA_PARAMS.items() if params.get(name)}
+    if extra:
+        choices["extra"] = extra
     if choices:
         place["choices"] = choices
     return place
@@ -50,6 +55,9 @@ def _from_url() -> dict[str, Any]:
 def _valid_choices(raw: dict[str, Any]) -> dict[str, Any]:
     """Each setting that ``RunConfig`` accepts on its own; the start point must still exist."""
     out: dict[str, Any] = {}
+    extra = _valid_extra(raw.get("extra"))
+    if extra:
+        out["extra"] = extra
     for field, value in raw.items():
         if field not in set(CHOICE_PARAMS.values()):
             continue
@@ -62,6 +70,14 @@ def _valid_choices(raw: dict[str, Any]) -> dict[str, Any]:
             continue
         out[field] = value.value if hasattr(value, "value") else value
     return out
+
+
+def _valid_extra(raw: Any) -> dict[str, Any]:
+    """The extra settings Graft accepts: the good-parts-only false-alarm target (0% < rate < 50%)."""
+    from ui.anomaly_views import valid_target
+
+    target = valid_target(raw.get("false_alarm_target")) if isinstance(raw, dict) else None
+    return {"false_alarm_target": target} if target is not None else {}
 
 
 def _start_from_param(value: str) -> str:
@@ -122,6 +138,8 @@ def place_params(dataset: str | None, run: str | None, choices: dict[str, Any] |
         if value is None:
             continue
         out[name] = _start_to_param(value) if field == "start" else f"{value:g}" if field == "lr" else str(value)
+    extra = (choices or {}).get("extra") or {}
+    out.update({name: f"{extra[key]:g}" for name, key in EXTRA_PARAMS.items() if extra.get(key) is not None})
     return out
 
 
@@ -130,11 +148,12 @@ def sync_place() -> None:
     dataset, run = current_dataset(), current_run()
     choices = st.session_state.get("choices") or st.session_state.get("choices_restored")
     params = place_params(dataset, run, choices)
-    others = {k: v for k, v in st.query_params.to_dict().items() if k not in ("dataset", "run", *CHOICE_PARAMS)}
+    ours = ("dataset", "run", *CHOICE_PARAMS, *EXTRA_PARAMS)
+    others = {k: v for k, v in st.query_params.to_dict().items() if k not in ours}
     if st.query_params.to_dict() != {**others, **params}:
         st.query_params.from_dict({**others, **params})  # one update: one history entry
     saved = {"dataset": dataset, "run": Path(run).name if run else None,
-             "choices": {k: v for k, v in (choices or {}).items() if k in CHOICE_PARAMS.values()} or None}
+             "choices": {k: v for k, v in (choices or {}).items() if k in (*CHOICE_PARAMS.values(), "extra")} or None}
     if st.session_state.get(SYNCED_KEY) != saved:
         workspace().remember(**saved)
         st.session_state[SYNCED_KEY] = saved

@@ -20,6 +20,7 @@ import streamlit as st
 from core.batch import (batch_rows, batch_score, batch_summary, folder_in_workspace, labels_from_folders,
                         per_class_found, rows_csv)
 from core.numbers import fmt_against, fmt_range
+from ui.anomaly_views import HEATMAP_TOGGLE, anomaly_labels, anomaly_photo_card, is_anomaly
 from ui.charts import TEMPLATE, plain
 from ui.common import ACCENT, GOOD, MUTED, fmt_pct, md_escape, show_error, workspace
 
@@ -93,14 +94,17 @@ def heatmap_view(model_dir: str, stamp: float, image: str | bytes, target: str |
         from core.explain import explain
     except ImportError:  # heatmaps are optional: the page still works without them
         return None, False
+    predictor = load_predictor(model_dir, stamp)
     try:
-        picture, cam = explain(load_predictor(model_dir, stamp), image, target)
+        picture, cam = explain(predictor, image, target)
     except Exception:  # an unreadable photo or a backbone without a map: show the photo alone
         return None, False
     picture = picture.resize((HEATMAP_PX, HEATMAP_PX))
     buf = io.BytesIO()
     picture.save(buf, format="PNG")
-    return buf.getvalue(), heatmap_is_diffuse(cam)
+    # a good-parts-only map is a score per spot, not attention: a clean part's map is evenly blue, and that
+    # is the answer, not a sign of a model looking nowhere in particular
+    return buf.getvalue(), heatmap_is_diffuse(cam) and not is_anomaly(predictor.spec)
 
 
 def heatmap_png(model_dir: str, stamp: float, image: str | bytes, target: str | None) -> bytes | None:
@@ -221,6 +225,10 @@ def _photo_card(i: int, photo: Photo, result: Any, spec: Any, model: tuple[str, 
     if result.error:
         st.warning(md_escape(result.error), icon=":material/broken_image:")
         return
+    if is_anomaly(spec):  # good parts only: its own verdict words, score scale and legend
+        heat = heatmap_view(model[0], model[1], photo.source, None) if model else None
+        anomaly_photo_card(i, photo, result, spec, heat, shown_image(photo.source, HEATMAP_PX, square=True))
+        return
     row = flow()
     left, middle, right = row.container(width=190), row.container(width=190), row.container(width="stretch")
     left.image(shown_image(photo.source, HEATMAP_PX, square=True), caption="The photo", width="stretch")
@@ -268,7 +276,8 @@ def render_single_test(run_dir: str) -> list[Any]:
     if not photos:
         st.info("Upload one or more photos of parts to see what the model says.", icon=":material/upload:")
         return []
-    heat = st.toggle("Show where the model looked", value=True, key="test_heatmaps")
+    label = HEATMAP_TOGGLE if is_anomaly(predictor_for(run_dir).spec) else "Show where the model looked"
+    heat = st.toggle(label, value=True, key="test_heatmaps")
     return render_photo_results(run_dir, photos, show_heatmaps=heat)
 
 
@@ -318,7 +327,9 @@ def _run_batch(run_dir: str, files: list[Path], root: Path) -> list[dict[str, An
         results += predictor.predict(files[start:start + 32])
         bar.progress(min(1.0, (start + 32) / max(1, len(files))), text=f"Scored {len(results)} of {len(files)} photos")
     bar.empty()
-    labels = labels_from_folders(files, root, predictor.spec.classes)
+    spec = predictor.spec
+    labels = (anomaly_labels(files, root, spec.good_class) if is_anomaly(spec)  # defect-type folders: "defect"
+              else labels_from_folders(files, root, spec.classes))
     return batch_rows(results, predictor.spec.good_class, root, labels if any(labels) else None)
 
 
@@ -410,6 +421,8 @@ def _batch_report(rows: list[dict[str, Any]], spec: Any, key: str) -> None:
                         key=f"{key}-bars")
     frame = pd.DataFrame(rows)
     shown = frame.assign(confidence=[fmt_pct(v) for v in frame["confidence"]])  # the CSV keeps 0..1
+    if is_anomaly(spec):  # its score is a distance on the 0.5 scale: "how sure" would read it as a probability
+        shown = shown.drop(columns="confidence")
     st.dataframe(shown, hide_index=True, width="stretch", key=f"{key}-table", column_config={
         "photo": "Photo", "verdict": "Verdict", "predicted": "Model says", "confidence": "Sure",
         "defect_score": st.column_config.NumberColumn("Defect score", format="%.3f"),
