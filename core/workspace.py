@@ -502,16 +502,25 @@ class Workspace:
         from .check import check_dataset
 
         folder = self._existing_dataset(name)
-        key = _fingerprint(folder)
+        ds = load_dataset(self.dataset_path(name))
+        good_only = self._good_only(folder, ds)
+        key = f"{_fingerprint(folder)}:{good_only or ''}"
         cached = read_json(folder / CHECK_FILE, {})
         if isinstance(cached, dict) and cached.get("fingerprint") == key:
             try:
                 return _report_from_dict(cached["report"])
             except (KeyError, TypeError):
                 pass  # an older or damaged cache: check again
-        report = check_dataset(load_dataset(self.dataset_path(name)), progress=progress)
+        report = check_dataset(ds, progress=progress, good_only=good_only)
         write_json_atomic(folder / CHECK_FILE, {"fingerprint": key, "report": report.to_dict()})
         return report
+
+    def _good_only(self, folder: Path, ds: Any) -> str | None:
+        """The good class when it is the dataset's only class: such a dataset is checked for
+        good-parts-only training (one class is enough there), not as a classifier's."""
+        classes = [c for c, n in ds.counts().items() if n > 0]
+        good = self._meta(folder).get("good_class") or default_good_class(classes)
+        return good if classes == [good] else None
 
     def thumbnails(self, name: str, per_class: int = 8) -> dict[str, list[tuple[Path, str]]]:
         """Up to ``per_class`` small previews per class: ``{class: [(thumbnail file, photo name)]}``.

@@ -213,6 +213,9 @@ def show_dataset(ws: Workspace, name: str) -> None:
                      icon=":material/block:")
     with side:
         good_class(ws, info)
+        if report.ok and list(report.counts) == [info.good_class]:
+            st.info("Only photos of good parts: this dataset trains in **Good parts only** mode, which learns what "
+                    "good parts look like and flags anything unusual.", icon=":material/info:")
         findings(report, info.notes)
     thumbnails(ws, name, report.counts)
     st.divider()

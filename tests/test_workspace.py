@@ -410,3 +410,13 @@ def test_an_unwritable_workspace_is_a_plain_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(GraftError, match="GRAFT_WORKSPACE"):
         Workspace(blocker / "ws")
+
+
+def test_a_folder_of_good_photos_only_passes_the_check_for_good_parts_mode(ws: Workspace) -> None:
+    ws.create_from_uploads("good", {"ok": [(f"{i}.png", png_bytes("ok", 48, i)) for i in range(12)]})
+    report = ws.check("good")
+    assert report.ok and report.counts == {"ok": 12}  # good-parts-only mode trains on it: not blocked
+    ws.create_from_uploads("other", {"shiny": [(f"{i}.png", png_bytes("ok", 48, i)) for i in range(12)]})
+    assert not ws.check("other").ok  # one class that isn't "good": a classifier's rule, 2 classes needed
+    ws.set_good_class("other", "shiny")
+    assert ws.check("other").ok  # marking it as the good class changes the check (not a stale cache)

@@ -120,6 +120,15 @@ def test_one_class_and_one_skipped_file_are_counted_in_words(ws: Workspace) -> N
     assert "3 readable photos in 1 class, 1 file skipped (unreadable)" in text and "1 classes" not in text
 
 
+def test_a_zip_of_good_photos_only_is_ready_for_good_parts_mode(ws: Workspace) -> None:
+    at = page("Zip of class folders")
+    members = {f"parts/good/{i}.png": png("ok", i) for i in range(12)}
+    at.file_uploader(key="data_zip").set_value(("good.zip", zip_bytes(members), "application/zip")).run()
+    at.button(key="data_zip_go").click().run()
+    assert not at.error and "Good parts only" in messages(at)
+    assert metrics(at)["Problems"] == "0" and at.button(key="data_next")
+
+
 def test_a_damaged_zip_gets_a_plain_error(ws: Workspace) -> None:
     at = page("Zip of class folders")
     at.file_uploader(key="data_zip").set_value(("broken.zip", b"PK\x03\x04garbage", "application/zip")).run()
