@@ -94,13 +94,13 @@ class EventWriter:
         self.seen, self.batch_end = 0, 0.0
         self.clock.fit_at(epoch)
 
-    def _speed(self) -> float | None:
-        return self.clock.train_speed() if self.images else None
+    def _speed(self, t: Any) -> float | None:
+        return self.clock.train_speed(t.epoch) if self.images else None
 
     def on_batch_end(self, t: Any, info: dict[str, Any]) -> None:
         now = time.monotonic()
         if self.images:
-            self.clock.step(now - self.step_at, info["seen"] - self.seen)
+            self.clock.step(now - self.step_at, info["seen"] - self.seen, t.epoch)
         self.step_at, self.seen = now, info["seen"]
         self.clock.fit_at(t.epoch + info["batch"] / max(info["batches"], 1) * (1 - 1e-9))
         if info["batch"] == info["batches"]:
@@ -109,7 +109,7 @@ class EventWriter:
             return
         self.last = now
         self.run.emit("progress", phase="train", epoch=t.epoch + 1, epochs=t.epochs, batch=info["batch"],
-                      batches=info["batches"], loss=info["loss"], images_per_s=self._speed(),
+                      batches=info["batches"], loss=info["loss"], images_per_s=self._speed(t),
                       elapsed_s=now - self.t0, eta_s=self.clock.eta(), fit_eta_s=self.clock.task_left("fit"))
 
     def on_epoch_end(self, t: Any, record: dict[str, Any]) -> None:
@@ -122,7 +122,7 @@ class EventWriter:
         self.batch_end = now
         record.update(elapsed_s=now - self.t0, epoch_s=now - self.epoch_start, eta_s=self.clock.eta(),
                       fit_eta_s=self.clock.task_left("fit"), epoch_images_per_s=record.get("images_per_s"),
-                      images_per_s=self._speed())
+                      images_per_s=self._speed(t))
         self.run.emit("epoch", **record)
         self.run.set_status("running", f"{self.phase_label}: epoch {record['epoch']} of {t.epochs} done.",
                             epoch=record["epoch"], epochs=t.epochs, eta_s=record["eta_s"])

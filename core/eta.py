@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 __all__ = ["Rate", "Smoother", "Task", "RunShape", "RunClock", "plan_run", "priors", "estimate_seconds",
-           "probe_view_count", "TRAIN_RATIO", "STARTUP_S"]
+           "probe_view_count", "step_weight", "TRAIN_RATIO", "STARTUP_S"]
 
 # One training step costs about TRAIN_RATIO × batch × one photo's forward pass (eval, bf16). Calibrated on
 # the reference 2-core CPU for mobilenetv2_100 (docs/benchmarks.md, "Whole-run time left": about 15 photos/s
@@ -29,13 +29,19 @@ __all__ = ["Rate", "Smoother", "Task", "RunShape", "RunClock", "plan_run", "prio
 TRAIN_RATIO = 8.0
 STARTUP_S = 7.0  # python -m core train: importing torch, timm and scikit-learn on the reference CPU
 DEFAULT_TRAIN_IPS, DEFAULT_INFER_IPS, SPEED_AT = 15.0, 150.0, 224  # mobilenetv2_100 at 224 px on 2 cores
-PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.002, "memory": 0.01, "build": 1.5, "save": 1.5,
+PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.01, "memory": 0.01, "build": 1.5, "save": 1.5,
             "gap": 0.1, "start": STARTUP_S}  # seconds per unit before this run measures them
 ALPHA = {"train": 0.03}  # one observation per training step: the average spans about 30 steps (else about 3 observations)
 BOUNDS = (0.5, 2.0)  # the shown time left stays within these multiples of the raw estimate
 WARMUP_STEPS = 2  # the first training steps of every fit are slower (allocations, kernel choice): skipped
 WHOLE_TASK_KEYS = ("build", "probe", "save", "gap")  # measured from a task's whole duration
 PROBE_VIEWS, PROBE_VIEW_BUDGET = 7, 2000  # as core.fitting (PROBE_VIEWS, PROBE_VIEW_BUDGET), which passes its own
+
+
+def step_weight(share: float) -> float:
+    """A training step's cost when ``share`` of the trunk (its top layers) trains, relative to the whole trunk:
+    the forward pass (1) plus the backward pass (about 2) through the trainable layers only."""
+    return (1.0 + 2.0 * min(1.0, max(0.0, share))) / 3.0
 
 
 def probe_view_count(n_train: int, views: int = PROBE_VIEWS, budget: int = PROBE_VIEW_BUDGET) -> int:
@@ -102,13 +108,18 @@ class Task:
     parts: dict[str, float]
     reps: float = 1.0
     done: float = 0.0
+    weights: tuple[float, ...] = ()  # per repetition: its training steps' cost relative to a whole-trunk step
 
-    def cost(self, costs: Callable[[str], float]) -> float:
-        """Seconds of one repetition."""
-        return sum(units * costs(key) for key, units in self.parts.items() if units)
+    def cost(self, costs: Callable[[str], float], rep: int | None = None) -> float:
+        """Seconds of one repetition (``rep``: that one, with its step weight; default the current one)."""
+        rep = int(min(self.done, self.reps - 1)) if rep is None else rep
+        w = self.weights[rep] if self.weights and 0 <= rep < len(self.weights) else 1.0
+        return sum(units * costs(key) * (w if key == "train" else 1.0) for key, units in self.parts.items() if units)
 
     def left(self, costs: Callable[[str], float]) -> float:
-        return max(0.0, self.reps - self.done) * self.cost(costs)
+        if not self.weights:
+            return max(0.0, self.reps - self.done) * self.cost(costs, 0)
+        return sum(min(1.0, max(0.0, i + 1 - self.done)) * self.cost(costs, i) for i in range(int(self.reps)))
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,7 @@ class RunShape:
     probe: bool | None = None  # None: as the strategy's recipe (core.recipes)
     reprobe: bool | None = None
     recalibrate: bool | None = None
+    shares: tuple[float, ...] = ()  # per epoch: the share of the trunk that trains (progressive: a third, ...)
 
     def flag(self, name: str) -> bool:
         value = getattr(self, name)
@@ -185,7 +197,8 @@ def _fit_tasks(shape: RunShape, stage: str, n_train: int, n_val: int, n_test: in
     if not frozen:
         per_epoch = {"train": -(-n_train // max(1, shape.batch_size)), "gap": 1,
                      "forward": n_val + (n_train if shape.flag("recalibrate") and n_val else 0)}
-        out.append(Task(pre + "fit", per_epoch, reps=max(1, shape.epochs)))
+        weights = tuple(step_weight(f) for f in shape.shares)
+        out.append(Task(pre + "fit", per_epoch, reps=max(1, shape.epochs), weights=weights))
         if shape.flag("reprobe"):
             out.append(Task(pre + "reprobe", {"forward": (1 + views) * n_train, "probe": (1 + views) * n_train}))
     scored = 0 if frozen else n_test + (n_val if not stage else 0)
@@ -231,7 +244,7 @@ class RunClock:
         self._base = self._last = self._total = 0.0  # the current task's units: earlier counts, this count, its total
         self._observed = False  # the current task measured its rate from progress
         self._steps = 0  # training steps of the current fit
-        self._snap = True
+        self._snap, self._scale = True, 1.0  # _scale: shown / raw time left at the last eta()
         self.replan(shape)
 
     # --- the plan -------------------------------------------------------------------------------
@@ -333,30 +346,36 @@ class RunClock:
             self._mark, self._last, self._observed = now, done, True
         planned = task.parts.get(key, 0.0) * task.reps
         units = self._base + done
-        if planned > 0:
-            task.done = max(task.done, min(task.reps, task.reps * units / planned))
+        if planned > 0:  # this kind of work is its share of the task (the refit's regression comes after)
+            share = task.parts[key] * self.cost(key) / max(task.cost(self.cost), 1e-12)
+            task.done = max(task.done, min(task.reps, task.reps * min(1.0, share) * units / planned))
         return units, max(planned, units)
 
-    def step(self, seconds: float, photos: int) -> None:
-        """One training step took ``seconds`` for ``photos`` photos (the first steps of a fit are skipped)."""
+    def step(self, seconds: float, photos: int, epoch: int = 0) -> None:
+        """One training step of ``epoch`` (0-based) took ``seconds`` for ``photos`` photos; it is recorded as
+        a whole-trunk step (see :func:`step_weight`). The first steps of a fit are skipped (warm-up)."""
         self._steps, self._activity = self._steps + 1, self.now()
+        shares = self.shape.shares if self.shape else ()
+        weight = step_weight(shares[epoch]) if 0 <= epoch < len(shares) else 1.0
         if self._steps > WARMUP_STEPS:
-            self.observe("train", seconds * self.batch_size / max(1, photos), 1)
+            self.observe("train", seconds * self.batch_size / max(1, photos) / weight, 1)
 
     def fit_at(self, epochs_done: float, batch_share: float | None = None) -> None:
         """The current fit has done ``epochs_done`` epochs (a fraction within the current one)."""
         if 0 <= self.current < len(self.tasks) and self.tasks[self.current].name.endswith("fit"):
-            task = self.tasks[self.current]
+            task, self._activity = self.tasks[self.current], self.now()
             whole, part = divmod(epochs_done, 1.0)
             if part and batch_share is None:
-                train = task.parts["train"] * self.cost("train")
-                batch_share = train / max(1e-9, task.cost(self.cost))
+                rep = int(min(whole, task.reps - 1))
+                weight = task.weights[rep] if rep < len(task.weights) else 1.0
+                batch_share = task.parts["train"] * self.cost("train") * weight / max(1e-9, task.cost(self.cost, rep))
             task.done = min(task.reps, whole + part * (batch_share if part else 1.0))
 
-    def train_speed(self) -> float | None:
-        """Photos per second of training steps, smoothed (None before a step was measured)."""
-        rate = self.rates.get("train")
-        return self.batch_size / rate.value if rate and rate.value else None
+    def train_speed(self, epoch: int = 0) -> float | None:
+        """Photos per second of ``epoch``'s training steps, smoothed (None before a step was measured)."""
+        rate, shares = self.rates.get("train"), self.shape.shares if self.shape else ()
+        weight = step_weight(shares[epoch]) if 0 <= epoch < len(shares) else 1.0
+        return self.batch_size / (rate.value * weight) if rate and rate.value else None
 
     # --- the answer -------------------------------------------------------------------------------
     def cost(self, key: str) -> float:
@@ -376,17 +395,21 @@ class RunClock:
         return sum(task.left(self.cost) for task in self.tasks)
 
     def task_left(self, suffix: str = "fit") -> float:
-        """Seconds left of the current stage's task ``suffix`` (e.g. this fit)."""
+        """Seconds left of the current stage's task ``suffix`` (e.g. this fit), on the scale of the last
+        :meth:`eta` (so it never exceeds the whole run's time left)."""
         i = self._index(suffix)
-        return self.tasks[i].left(self.cost) if i >= 0 else 0.0
+        return self.tasks[i].left(self.cost) * self._scale if i >= 0 else 0.0
 
     def eta(self) -> float:
         """Seconds left for the whole run, smoothed over wall time."""
         raw, now = self.remaining(), self.now()
         if self._snap:
             self._snap = False
-            return self.smoother.reset(raw, now)
-        return self.smoother.update(raw, now)
+            shown = self.smoother.reset(raw, now)
+        else:
+            shown = self.smoother.update(raw, now)
+        self._scale = shown / raw if raw > 0 else 1.0
+        return shown
 
 
 def estimate_seconds(shape: RunShape, prior: dict[str, float]) -> float:

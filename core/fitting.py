@@ -245,6 +245,12 @@ class Fitter:
             return ImageFeeder(self.images, self.dcfg["mean"], self.dcfg["std"], **kw)
         return FeatureFeeder(self.features(progress), **{**kw, "batch_size": max(config.batch_size, 64)})
 
+    def trunk_shares(self) -> tuple[float, ...]:
+        """Per epoch of this run's recipe, the share of the trunk's groups that train (the run's clock
+        weighs a step by it: a step that trains the top third costs less than a whole-trunk one)."""
+        recipe, n = self.recipe(), max(1, len(trunk_groups(self._trunk)))
+        return tuple(min(recipe.groups_at(e), n) / n for e in range(recipe.epochs))
+
     def recipe(self, epochs: int | None = None) -> Recipe:
         """This run's training recipe (``epochs`` overrides the config's)."""
         config = self.config

@@ -8,6 +8,7 @@ one train/val/test split or a K-fold cross-validation (:mod:`core.crossval`) on 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from dataclasses import dataclass
@@ -238,6 +239,7 @@ def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool
     fitter = Fitter(config, prep, run, stopper, clock=clock,
                     decode_progress=_progress(run, "decode", "Preparing photos", stopper, clock))
     clock.set_prior(priors(fitter.backbone, fitter.image_size, config.batch_size))
+    clock.replan(dataclasses.replace(clock.shape, shares=fitter.trunk_shares()))
     settings = _preprocessing(config, prep, fitter, run, stopper, clock)
     _emit_start(run, config, prep, fitter.runtime, fitter.backbone, fitter.image_size)
     features = _progress(run, "features", "Computing features", stopper, clock)

@@ -156,3 +156,23 @@ def test_progress_text_tells_the_whole_runs_time_left_while_preparing() -> None:
     train = progress_summary(mixed[:1] + [{"event": "progress", "phase": "train", "epoch": 2, "epochs": 2, "batch": 1,
                                            "batches": 4, "images_per_s": 41.0, "eta_s": 20}], running)
     assert train.text == "Epoch 2 of 2 · 41 photos/s · about 20 s left"
+
+
+def test_steps_that_train_a_third_of_the_trunk_cost_less_than_whole_trunk_steps() -> None:
+    now = FakeTime()
+    shape = RunShape(photos=100, strategy="progressive", epochs=3, batch_size=10, splits=(70, 15, 15),
+                     shares=(1 / 3, 2 / 3, 1.0))
+    clock = RunClock(shape, PRIOR, now)
+    clock.begin("fit")
+    for k in range(7):  # epoch 1: only the top third trains, 0.1 s a step
+        now.t += 0.1
+        clock.step(0.1, 10, epoch=0)
+    whole = 0.1 / ((1 + 2 / 3) / 3)  # the same step over the whole trunk
+    assert clock.cost("train") == pytest.approx(whole)
+    assert clock.train_speed(0) == pytest.approx(100.0) and clock.train_speed(2) == pytest.approx(10 / whole)
+    clock.fit_at(1)
+    fit = next(t for t in clock.tasks if t.name == "fit")
+    weights = [(1 + 2 * f) / 3 for f in (2 / 3, 1.0)]
+    forward = clock.cost("forward")  # no forward pass measured: derived from the measured step
+    assert forward == pytest.approx(whole / (PRIOR["ratio"] * 10))
+    assert fit.left(clock.cost) == pytest.approx(sum(7 * whole * w + 15 * forward for w in weights))
