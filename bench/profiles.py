@@ -165,10 +165,10 @@ class EtaCfg:
 
     backbone: str = "mobilenetv2_100"
     weights: str = "weights/mobilenetv2_100_imagenet.safetensors"  # under the shared folder
-    runs: tuple[tuple[str, int, int, int, int], ...] = (("fine-tune", 30, 12, 128, 1),
+    runs: tuple[tuple[str, int, int, int, int], ...] = (("fine-tune", 30, 8, 128, 1),
                                                         ("feature-extraction", 40, 1, 224, 1),
                                                         ("progressive", 30, 9, 128, 1),
-                                                        ("fine-tune", 20, 3, 96, 5))
+                                                        ("fine-tune", 15, 3, 96, 3))
     batch: int = 32
     fallback_backbone: str = "resnet10t"  # without ../shared: random weights on generated photos
     generated: bool = False  # generated photos even when ../shared is there

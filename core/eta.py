@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Rate", "Smoother", "Task", "RunShape", "RunClock", "plan_run", "priors", "estimate_seconds",
+__all__ = ["Rate", "StepRate", "Smoother", "Task", "RunShape", "RunClock", "plan_run", "priors", "estimate_seconds",
            "probe_view_count", "step_weight", "TRAIN_RATIO", "STARTUP_S"]
 
 # One training step costs about TRAIN_RATIO × batch × one photo's forward pass (eval, bf16). Calibrated on
@@ -31,7 +32,8 @@ STARTUP_S = 7.0  # python -m core train: importing torch, timm and scikit-learn 
 DEFAULT_TRAIN_IPS, DEFAULT_INFER_IPS, SPEED_AT = 15.0, 150.0, 224  # mobilenetv2_100 at 224 px on 2 cores
 PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.01, "memory": 0.01, "build": 1.5, "save": 1.5,
             "gap": 0.1, "start": STARTUP_S}  # seconds per unit before this run measures them
-ALPHA = {"train": 0.03}  # one observation per training step: the average spans about 30 steps (else about 3 observations)
+ALPHA = 0.3  # moving-average weight of a new observation of a preparation phase (about the last 3 reports)
+STEP_WINDOW = 16  # training steps in the window that times a step (StepRate)
 BOUNDS = (0.5, 2.0)  # the shown time left stays within these multiples of the raw estimate
 WARMUP_STEPS = 2  # the first training steps of every fit are slower (allocations, kernel choice): skipped
 WHOLE_TASK_KEYS = ("build", "probe", "save", "gap")  # measured from a task's whole duration
@@ -53,8 +55,8 @@ class Rate:
     """Seconds per unit of one kind of work: a moving average weighted by units (recent work counts most).
 
     Each observation's seconds and units decay by ``1 - alpha``, so the value is the time per unit of
-    about the last ``1 / alpha`` units' worth of work: regular stalls (another program taking the
-    CPU) count as they really cost, while one slow step moves it by a small share only.
+    about the last ``1 / alpha`` observations: regular stalls (another program taking the
+    CPU) count as they really cost, and the last few reports count most.
     """
 
     def __init__(self, alpha: float = 0.3) -> None:
@@ -69,6 +71,28 @@ class Rate:
         self._seconds, self._units = self._seconds * keep + seconds, self._units * keep + units
         first, self.count = self.value is None, self.count + 1
         self.value = self._seconds / self._units
+        return first
+
+
+class StepRate(Rate):
+    """Seconds per training step: the mean of the last :data:`STEP_WINDOW` steps without the slowest one.
+
+    A window (not a long average) follows a change of speed within a few epochs of a small dataset;
+    leaving out its slowest step keeps one stray slow step from moving it, while regular stalls
+    (another program taking the CPU every few steps) still count as they really cost.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._window: deque[tuple[float, float]] = deque(maxlen=STEP_WINDOW)
+
+    def observe(self, seconds: float, units: float) -> bool:
+        if units <= 0 or seconds < 0:
+            return False
+        self._window.append((seconds, units))
+        first, self.count = self.value is None, self.count + 1
+        kept = sorted(self._window, key=lambda w: w[0] / w[1])[:-1] if len(self._window) >= 4 else self._window
+        self.value = sum(w[0] for w in kept) / sum(w[1] for w in kept)
         return first
 
 
@@ -316,7 +340,7 @@ class RunClock:
 
     # --- measurements ------------------------------------------------------------------------------
     def observe(self, key: str, seconds: float, units: float) -> None:
-        rate = self.rates.setdefault(key, Rate(ALPHA.get(key, 0.3)))
+        rate = self.rates.setdefault(key, StepRate() if key == "train" else Rate(ALPHA))
         if rate.observe(seconds, units):
             self._snap = True
 
