@@ -212,6 +212,12 @@ def _notes(cfg: EtaCfg, data: list[dict[str, Any]], real: bool) -> list[str]:
              "goal counts the other runs. Before the first epoch of the other strategies come the start trunk's "
              "features of every photo and 7 extra views of the training photos, and the logistic-regression "
              "probe (LP-FT): that preparation, not the start-up, is most of the wait for the first curve point."]
+    loads = [d["load"] for d in data]
+    if loads and max(loads) > 2 * (os.cpu_count() or 2):
+        notes.append(f"**Taken under heavy load** (load average {min(loads):.1f}–{max(loads):.1f} on "
+                     f"{os.cpu_count()} cores before the runs): the runs trained several times slower than on a quiet "
+                     "machine and their speed swung while they ran, so these errors say more about the load than "
+                     "about the clock. Rerun with `python -m bench --only eta --merge` on a quiet machine.")
     if ratios:
         notes.append("A training step cost " + ", ".join(fmt(r) for r in ratios) + " times batch × one photo's "
                      "forward pass in these runs (`core.eta.TRAIN_RATIO` is the prior for backbones the curated list "
