@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "RealCfg", "DdpCfg",
-           "AnomalyCfg", "Profile", "PROFILES"]
+           "AnomalyCfg", "EtaCfg", "Profile", "PROFILES"]
 
 STRATEGIES: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive", "multi-task", "scratch")
 
@@ -157,6 +157,26 @@ class AnomalyCfg:
 
 
 @dataclass(frozen=True)
+class EtaCfg:
+    """9. The whole run's time left and start-up (issue 12): real runs launched as the Start button does.
+
+    Each run is (strategy, photos per class, epochs, image size, folds), about 1-3 minutes on 2 cores.
+    """
+
+    backbone: str = "mobilenetv2_100"
+    weights: str = "weights/mobilenetv2_100_imagenet.safetensors"  # under the shared folder
+    runs: tuple[tuple[str, int, int, int, int], ...] = (("fine-tune", 30, 8, 128, 1),
+                                                        ("feature-extraction", 40, 1, 224, 1),
+                                                        ("progressive", 30, 9, 128, 1),
+                                                        ("fine-tune", 15, 3, 96, 3))
+    batch: int = 32
+    fallback_backbone: str = "resnet10t"  # without ../shared: random weights on generated photos
+    generated: bool = False  # generated photos even when ../shared is there
+    generated_size: int = 96
+    timeout_s: float = 900.0
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     speed: SpeedCfg = field(default_factory=SpeedCfg)
@@ -168,6 +188,7 @@ class Profile:
     real: RealCfg = field(default_factory=RealCfg)
     ddp: DdpCfg = field(default_factory=DdpCfg)
     anomaly: AnomalyCfg = field(default_factory=AnomalyCfg)
+    eta: EtaCfg = field(default_factory=EtaCfg)
 
 
 FULL = Profile("full")
@@ -185,6 +206,7 @@ QUICK = Profile(
                  cheap_methods=("probe", "feature-extraction"), curve_methods=(),
                  bottle_methods=("probe", "feature-extraction", "fine-tune"), epochs=6, plain_epochs=6, workers=2),
     ddp=DdpCfg(per_class=24, epochs=3, repeats=1),
+    eta=EtaCfg(runs=(("fine-tune", 20, 6, 96, 1), ("feature-extraction", 20, 1, 160, 1))),
 )
 
 TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meaningless
@@ -202,6 +224,8 @@ TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meani
                  bottle_methods=("probe", "fine-tune"), epochs=1, plain_epochs=1, workers=1),
     ddp=DdpCfg(backbone="test_resnet", size=32, per_class=6, batch=4, epochs=2, repeats=0),  # 0: skipped (torchrun start-up)
     anomaly=AnomalyCfg(size=64, train_photos=20, batch=4, predict_n=2, test_per_type=3),
+    eta=EtaCfg(runs=(("fine-tune", 4, 2, 32, 1),), batch=4, fallback_backbone="test_resnet", generated=True,
+               generated_size=48, timeout_s=300.0),
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (FULL, QUICK, TINY)}

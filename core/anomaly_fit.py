@@ -36,6 +36,7 @@ from .runs import RunFolder
 from .verdict import Verdict, judge
 
 if TYPE_CHECKING:
+    from .eta import RunClock
     from .fitting import Fitter
     from .pipeline import Prepared
 
@@ -76,11 +77,18 @@ def binary_labels(labels: list[str], good: str) -> np.ndarray:
     return np.array([0 if label == good else 1 for label in labels], dtype=np.int64)
 
 
-def _emitter(run: RunFolder, phase: str, label: str) -> ProgressFn:
-    """Progress events and status for a phase that a stop request ends gracefully (no exception)."""
+def _emitter(run: RunFolder, phase: str, label: str, clock: "RunClock | None" = None) -> ProgressFn:
+    """Progress events and status for a phase that a stop request ends gracefully (no exception).
+
+    With the run's clock, ``eta_s`` is the whole run's time left (the memory's own is ``phase_eta_s``).
+    """
     def report(done: int, total: int, eta: float) -> None:
-        run.emit("progress", phase=phase, done=done, total=total, eta_s=eta)
-        run.set_status("running", f"{label}: {done} of {total}.", eta_s=eta)
+        whole = eta
+        if clock is not None:  # the memory's picks as a share of its planned work
+            clock.progress("memory", done, total, relative=True)
+            whole = clock.eta()
+        run.emit("progress", phase=phase, done=done, total=total, eta_s=whole, phase_eta_s=eta)
+        run.set_status("running", f"{label}: {done} of {total}.", eta_s=whole)
     return report
 
 
@@ -130,7 +138,7 @@ def train_anomaly(config: RunConfig, run: RunFolder, stopper: StopWatcher, prep:
     train = patches[splits["train"]].reshape(-1, patches.shape[-1])
     k = coreset_size(len(train))
     chosen = greedy_coreset(train, k, seed=config.seed, should_stop=stopper.requested,
-                            progress=_emitter(run, "train", "Building the memory of good parts"))
+                            progress=_emitter(run, "train", "Building the memory of good parts", fitter.clock))
     bank, stopped = train[chosen].float(), stopper.requested()
     run.set_status("running", "Scoring the held-out photos…")
     labels = [s.label for s in prep.ds.samples]

@@ -4,48 +4,125 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Any
+from typing import Any, Callable
 
+from .eta import RunClock
 from .runs import RunFolder
 
-__all__ = ["EventWriter", "StopWatcher", "StopRequested"]
+__all__ = ["EventWriter", "StopWatcher", "StopRequested", "progress_hook", "announce_start"]
 
 PROGRESS_EVERY_S = 2.0
 
 
-class EventWriter:
-    """Writes epoch records and in-epoch progress (with ETA) to ``events.jsonl``."""
+def announce_start(config: Any) -> None:
+    """The run's first progress event, written before PyTorch loads: the whole run's expected duration.
 
-    def __init__(self, run: RunFolder, phase_label: str = "Training") -> None:
-        self.run, self.phase_label = run, phase_label
-        self.t0 = time.monotonic()
-        self.last = 0.0
-        self.epoch_start = 0.0
+    The training process takes seconds to import torch, timm and scikit-learn; this event lets the
+    app show at once that the run started and about how long it will take (:func:`core.eta.estimate_seconds`,
+    from the number of photos and the backbone's known speed).
+    """
+    from .catalogue import native_size_of
+    from .datasets import load_dataset
+    from .eta import RunShape, estimate_seconds, priors
+    from .folds import default_folds
+
+    try:
+        photos = len(load_dataset(config.data).samples)
+    except Exception:  # the training process reports a bad dataset in plain words; here it only has no ETA
+        photos = 0
+    folds = 1 if config.strategy.value == "anomaly" else config.folds or default_folds(photos)
+    shape = RunShape(photos=photos, strategy=config.strategy.value, epochs=config.resolved_epochs,
+                     batch_size=config.batch_size, folds=folds, val_fraction=config.val_fraction,
+                     test_fraction=config.test_fraction)
+    size = config.image_size or native_size_of(config.backbone) or 224
+    eta = estimate_seconds(shape, priors(config.backbone, size, config.batch_size)) if photos else None
+    run = RunFolder(config.out)
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.emit("progress", phase="start", done=0, total=photos, eta_s=eta, elapsed_s=0.0)
+
+
+def progress_hook(run: RunFolder, clock: RunClock | None, phase: str, label: str,
+                  stopper: "StopWatcher | None" = None, task: str = "") -> Callable[[int, int, float], None]:
+    """A preparation phase's progress hook (check, decode, features, refit): events and status with the
+    whole run's time left (``eta_s``) and the phase's own (``phase_eta_s``).
+
+    ``task`` names the clock's task when it isn't the phase (the head refit reads features in task
+    ``reprobe``). A stop request raises :class:`StopRequested`.
+    """
+    def report(done: int, total: int, eta: float) -> None:
+        if stopper is not None and stopper.requested():
+            raise StopRequested(phase)
+        if clock is None:
+            run.emit("progress", phase=phase, done=done, total=total, eta_s=eta, phase_eta_s=eta)
+            run.set_status("running", f"{label}: {done} of {total}.", eta_s=eta)
+            return
+        units, planned = clock.progress(task or phase, done, total)
+        whole = clock.eta()
+        run.emit("progress", phase=phase, done=int(units), total=int(planned), eta_s=whole, phase_eta_s=eta)
+        run.set_status("running", f"{label}: {int(units)} of {int(planned)}.", eta_s=whole)
+    return report
+
+
+class EventWriter:
+    """Writes epoch records and in-epoch progress to ``events.jsonl``.
+
+    ``eta_s`` is the whole run's time left (the run's :class:`core.eta.RunClock`); ``fit_eta_s`` this
+    fit's. Every training step's time goes to the clock, and ``images_per_s`` is its smoothed training
+    speed (``epoch_images_per_s``: the epoch's plain average). A fit on cached features (feature
+    extraction) reports no training speed: its batches are not photos through the network.
+    """
+
+    def __init__(self, run: RunFolder, phase_label: str = "Training", clock: RunClock | None = None) -> None:
+        self.run, self.phase_label, self.clock = run, phase_label, clock
+        self.t0 = self.last = self.epoch_start = self.step_at = time.monotonic()
+        self.batch_end = 0.0
+        self.seen = 0
 
     def on_fit_start(self, t: Any) -> None:
         self.t0 = time.monotonic()
+        if self.clock is None:  # a fit on its own: a clock of this fit only
+            self.clock = RunClock.for_fit(t.epochs, t.feeder.n_batches("train"), t.feeder.size("val"),
+                                          t.feeder.batch_size)
+        self.clock.begin("fit")
+        self.images = getattr(t.feeder, "images", None) is not None  # photos through the network, not features
 
     def on_epoch_start(self, t: Any, epoch: int) -> None:
-        self.epoch_start = time.monotonic()
+        now = time.monotonic()
+        if self.batch_end:  # the checkpoint and bookkeeping between epochs
+            self.clock.observe("gap", now - self.batch_end, 1)
+        self.epoch_start = self.step_at = now
+        self.seen, self.batch_end = 0, 0.0
+        self.clock.fit_at(epoch)
 
-    def _eta(self, t: Any, fraction_of_epoch: float) -> float:
-        done = t.epoch + fraction_of_epoch
-        elapsed = time.monotonic() - self.t0
-        return elapsed / max(done, 1e-6) * (t.epochs - done)
+    def _speed(self, t: Any) -> float | None:
+        return self.clock.train_speed(t.epoch) if self.images else None
 
     def on_batch_end(self, t: Any, info: dict[str, Any]) -> None:
         now = time.monotonic()
+        if self.images:
+            self.clock.step(now - self.step_at, info["seen"] - self.seen, t.epoch)
+        self.step_at, self.seen = now, info["seen"]
+        self.clock.fit_at(t.epoch + info["batch"] / max(info["batches"], 1) * (1 - 1e-9))
+        if info["batch"] == info["batches"]:
+            self.batch_end = now
         if now - self.last < PROGRESS_EVERY_S and info["batch"] != info["batches"]:
             return
         self.last = now
-        frac = info["batch"] / max(info["batches"], 1)
         self.run.emit("progress", phase="train", epoch=t.epoch + 1, epochs=t.epochs, batch=info["batch"],
-                      batches=info["batches"], loss=info["loss"], images_per_s=info["images_per_s"],
-                      elapsed_s=now - self.t0, eta_s=self._eta(t, frac))
+                      batches=info["batches"], loss=info["loss"], images_per_s=self._speed(t),
+                      elapsed_s=now - self.t0, eta_s=self.clock.eta(), fit_eta_s=self.clock.task_left("fit"))
 
     def on_epoch_end(self, t: Any, record: dict[str, Any]) -> None:
-        elapsed = time.monotonic() - self.t0
-        record.update(elapsed_s=elapsed, epoch_s=time.monotonic() - self.epoch_start, eta_s=self._eta(t, 1.0))
+        now = time.monotonic()
+        n_val = t.feeder.size("val") if self.images else 0
+        if self.batch_end and n_val:  # validation (and BatchNorm statistics) since the last batch
+            extra = t.feeder.size("train") if t.recipe.recalibrate_bn and not t.should_stop else 0
+            self.clock.observe("forward", now - self.batch_end, n_val + extra)
+        self.clock.fit_at(t.epoch + 1)
+        self.batch_end = now
+        record.update(elapsed_s=now - self.t0, epoch_s=now - self.epoch_start, eta_s=self.clock.eta(),
+                      fit_eta_s=self.clock.task_left("fit"), epoch_images_per_s=record.get("images_per_s"),
+                      images_per_s=self._speed(t))
         self.run.emit("epoch", **record)
         self.run.set_status("running", f"{self.phase_label}: epoch {record['epoch']} of {t.epochs} done.",
                             epoch=record["epoch"], epochs=t.epochs, eta_s=record["eta_s"])

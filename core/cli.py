@@ -183,6 +183,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise GraftError("--follow is for runs on a Ray cluster (--executor ray).")
         code = executor.follow(Path(config.out))
     else:
+        if executor.name == "local" and "RANK" not in os.environ:  # before torch loads (seconds): the run shows at once
+            from .callbacks import announce_start
+
+            announce_start(config)
         code = executor.run(config, resume=args.resume)
     if os.environ.get("RANK", "0") != "0" or os.environ.get("GRAFT_DDP_PARENT"):  # DDP: one report, not N
         return code

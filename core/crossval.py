@@ -19,10 +19,10 @@ remaining folds and the final fit.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
-import statistics
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ from .split import group_of, split_indices
 from .tasks import label_probs
 
 if TYPE_CHECKING:
+    from .eta import RunClock
     from .fitting import Fitted, Fitter
     from .pipeline import Prepared
 
@@ -157,7 +158,8 @@ def run_crossval(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: Run
     if not resume and store.exists() and world().is_main:  # only DDP rank 0 writes the run folder
         shutil.rmtree(store)  # a fresh run in an old folder starts over
     cv = CrossVal(folds, assignment)
-    clock = _Clock(folds, len(prep.ds.samples))
+    clock = _Clock(fitter.clock)
+    clock.plan_folds([fold_splits(prep, assignment, k, config) for k in range(1, folds + 1)])
     for fold in range(1, folds + 1):
         done = _load_fold(store, fold, key) if resume else None
         if done is not None:
@@ -176,12 +178,12 @@ def _fit_fold(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: RunFol
               feature_progress: Callable[..., None] | None) -> bool:
     """Fit one fold and keep its result; False when the cross-validation must end here (stop, divergence)."""
     splits = fold_splits(prep, cv.assignment, fold, config)
-    clock.start_fold(fold, len(splits["train"]) + len(splits["val"]))
+    clock.start(f"fold-{fold}")
     run.emit("fold", stage="fold", fold=fold, folds=cv.folds, state="start", n_train=len(splits["train"]),
-             n_val=len(splits["val"]), n_test=len(splits["test"]), eta_s=clock.eta(None))
+             n_val=len(splits["val"]), n_test=len(splits["test"]), eta_s=clock.eta())
     stage = _StageRun(run, {"stage": "fold", "fold": fold, "folds": cv.folds},
-                      f"Cross-validation, fold {fold} of {cv.folds}", clock)
-    fitted = fitter.fit(splits, callbacks=[stopper, EventWriter(stage)], checkpoint=False,
+                      f"Cross-validation, fold {fold} of {cv.folds}")
+    fitted = fitter.fit(splits, callbacks=[stopper, EventWriter(stage, clock=fitter.clock)], checkpoint=False,
                         feature_progress=feature_progress)
     if fitted.diverged:
         cv.diverged = fitted.diverged
@@ -189,13 +191,14 @@ def _fit_fold(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: RunFol
     if fitted.result.stopped == "stopped on request":
         cv.stopped_fold, cv.stopped_fitted, cv.stopped_splits = fold, fitted, splits
         return False
-    result = _fold_result(fold, splits, fitted, prep, clock.finish_fold(fitted.result))
+    clock.begin("score")
+    result = _fold_result(fold, splits, fitted, prep, clock.seconds())
     if world().is_main:
         store.mkdir(parents=True, exist_ok=True)
         write_json_atomic(store / f"fold-{fold}.json", result.to_json(key))
     cv.results.append(result)
     run.emit("fold", stage="fold", fold=fold, folds=cv.folds, state="done", best_epoch=result.best_epoch,
-             epochs_run=result.epochs_run, seconds=result.seconds, eta_s=clock.eta(None))
+             epochs_run=result.epochs_run, seconds=result.seconds, eta_s=clock.eta())
     return True
 
 
@@ -220,13 +223,14 @@ def _fit_final(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: RunFo
                cv: CrossVal, clock: "_Clock", feature_progress: Callable[..., None] | None = None) -> None:
     cv.final_epochs = config.resolved_epochs  # the same fixed schedule every fold ran
     everything = list(range(len(prep.ds.samples)))
-    clock.start_final(cv.final_epochs, np.mean([r.epochs_run for r in cv.results]) if cv.results else 1)
+    clock.start("final")
     run.emit("fold", stage="final", folds=cv.folds, state="start", epochs=cv.final_epochs, n_train=len(everything),
-             eta_s=clock.eta(None))
+             eta_s=clock.eta())
     stage = _StageRun(run, {"stage": "final", "folds": cv.folds},
-                      f"Final model on every photo ({cv.final_epochs} epoch(s))", clock)
-    fitted = fitter.fit({"train": everything, "val": [], "test": []}, callbacks=[stopper, EventWriter(stage)],
-                        checkpoint=False, feature_progress=feature_progress)
+                      f"Final model on every photo ({cv.final_epochs} epoch(s))")
+    fitted = fitter.fit({"train": everything, "val": [], "test": []},
+                        callbacks=[stopper, EventWriter(stage, clock=fitter.clock)], checkpoint=False,
+                        feature_progress=feature_progress)
     if fitted.diverged and not fitted.usable:
         cv.diverged = fitted.diverged
         return
@@ -297,55 +301,49 @@ def _load_fold(store: Path, fold: int, key: str) -> FoldResult | None:
 
 
 class _Clock:
-    """Estimates the time left for the whole cross-validation from the folds done so far."""
+    """The cross-validation's view of the whole run's clock (:class:`core.eta.RunClock`): which fit is under
+    way, and how long the current one has taken. Without a run clock (a Fitter made outside
+    :func:`core.pipeline.train_run`) it only times the folds."""
 
-    def __init__(self, folds: int, n_photos: int) -> None:
-        self.folds, self.n_photos = folds, n_photos
-        self.fold, self.n_fold_train, self.durations = 0, max(1, n_photos), []
-        self.final_share = 1.0  # final fit time / fold fit time
-        self.in_final = False
+    def __init__(self, clock: "RunClock | None") -> None:
+        self.clock, self.t0 = clock, time.monotonic()
+
+    def plan_folds(self, splits: list[Splits]) -> None:
+        """The exact fold sizes, once the folds are assigned."""
+        if self.clock is not None and getattr(self.clock, "shape", None) is not None:
+            sizes = tuple((len(s["train"]), len(s["val"]), len(s["test"])) for s in splits)
+            self.clock.replan(dataclasses.replace(self.clock.shape, folds=len(splits), fold_sizes=sizes))
+
+    def start(self, stage: str) -> None:
         self.t0 = time.monotonic()
+        if self.clock is not None:
+            self.clock.stage = stage
+            self.clock.begin("features")
 
-    def start_fold(self, fold: int, n_train: int) -> None:
-        self.fold, self.n_fold_train, self.t0 = fold, max(1, n_train), time.monotonic()
+    def begin(self, task: str) -> None:
+        if self.clock is not None:
+            self.clock.begin(task)
 
-    def finish_fold(self, fit: Any) -> float:
-        seconds = time.monotonic() - self.t0
-        self.durations.append(seconds)
-        return seconds
+    def seconds(self) -> float:
+        return time.monotonic() - self.t0
 
-    def start_final(self, epochs: int, mean_fold_epochs: float) -> None:
-        self.in_final, self.t0 = True, time.monotonic()
-        self.final_share = (self.n_photos / self.n_fold_train) * (epochs / max(mean_fold_epochs, 1.0))
-
-    def eta(self, current_total: float | None) -> float | None:
-        """Seconds left: the current fit's own estimate plus the folds still to come and the final fit."""
-        per_fold = statistics.mean(self.durations) if self.durations else current_total
-        if per_fold is None:
-            return None
-        elapsed = time.monotonic() - self.t0
-        now_left = max(0.0, (current_total if current_total is not None else per_fold) - elapsed)
-        if self.in_final:
-            return now_left
-        later = self.folds - self.fold
-        final = per_fold * (self.n_photos / self.n_fold_train)
-        return now_left + later * per_fold + final
+    def eta(self) -> float | None:
+        """Seconds left for the whole run (every remaining fold and the final fit)."""
+        return self.clock.eta() if self.clock is not None else None
 
 
 class _StageRun:
-    """A run folder as one fit of a cross-validation sees it: its events and status say which fit it is,
-    and their ETA covers the whole cross-validation."""
+    """A run folder as one fit of a cross-validation sees it: its events and status say which fit it is.
 
-    def __init__(self, run: RunFolder, fields: dict[str, Any], label: str, clock: _Clock) -> None:
-        self.run, self.path, self.fields, self.label, self.clock = run, run.path, fields, label, clock
-        self._fit_total: float | None = None
+    Their ``eta_s`` (the whole run) and ``fit_eta_s`` (this fit) come from the run's clock, through the
+    fit's :class:`core.callbacks.EventWriter`.
+    """
+
+    def __init__(self, run: RunFolder, fields: dict[str, Any], label: str) -> None:
+        self.run, self.path, self.fields, self.label = run, run.path, fields, label
         self._status_at = 0.0
 
     def emit(self, event: str, **data: Any) -> None:
-        if data.get("eta_s") is not None and data.get("elapsed_s") is not None:
-            self._fit_total = float(data["elapsed_s"]) + float(data["eta_s"])
-            data["fit_eta_s"] = max(0.0, self._fit_total - float(data["elapsed_s"]))
-            data["eta_s"] = self.clock.eta(self._fit_total)
         self.run.emit(event, **data, **self.fields)
 
     def set_status(self, state: str, message: str = "", **extra: Any) -> None:
@@ -353,8 +351,6 @@ class _StageRun:
         if now - self._status_at < STATUS_EVERY_S:
             return  # the events still record every epoch
         self._status_at = now
-        if "eta_s" in extra:
-            extra["eta_s"] = self.clock.eta(self._fit_total)
         self.run.set_status(state, f"{self.label}. {message}".strip(), **extra, **self.fields)
 
     def __getattr__(self, name: str) -> Callable[..., Any]:

@@ -17,10 +17,11 @@ import torch
 from . import ddp
 from .augment import VIEWS
 from .backbones import build, data_config, native_size, parse_start
-from .callbacks import EventWriter, StopWatcher
+from .callbacks import EventWriter, StopWatcher, progress_hook
 from .checkpoint import Checkpointer, restore_checkpoint
 from .config import RunConfig, Strategy
 from .device import Runtime, select_runtime
+from .eta import RunClock
 from .features import extract_features
 from .feeders import FeatureFeeder, ImageFeeder
 from .imagecache import decoded_images
@@ -45,12 +46,16 @@ PROBE_VIEW_BUDGET = 2000  # at most this many extra photo-views for the probe (a
 
 
 def _offset(progress: ProgressFn | None, k: int, n: int) -> ProgressFn | None:
-    """Progress of the ``k``-th of ``n`` equal passes, reported as one pass over all of them."""
+    """Progress of the ``k``-th of ``n`` equal passes, reported as one pass over all of them.
+
+    The time passed on is this pass's own; the whole run's time left comes from the run's clock
+    (:class:`core.eta.RunClock`), which counts every pass of the plan.
+    """
     if progress is None:
         return None
 
     def report(done: int, total: int, eta: float) -> None:
-        progress(k * total + done, n * total, eta + (n - k - 1) * eta * total / max(done, 1))
+        progress(k * total + done, n * total, eta)
     return report
 
 
@@ -114,17 +119,21 @@ class Fitter:
     """The start trunk and the decoded photos of one run, ready to fit models on any splits."""
 
     def __init__(self, config: RunConfig, prep: "Prepared", run: RunFolder, stopper: StopWatcher,
-                 decode_progress: ProgressFn | None = None, runtime: Runtime | None = None) -> None:
+                 decode_progress: ProgressFn | None = None, runtime: Runtime | None = None,
+                 clock: RunClock | None = None) -> None:
         if config.image_size is None:  # chosen from the photos: recorded, so a resume or a reader sees it
             config = resolve_image_size(config, prep.report.sizes)
             run.write_config(config)
         self.config, self.prep, self.run, self.stopper = config, prep, run, stopper
+        self.clock = clock  # the whole run's clock (None: each fit's events time that fit alone)
         self.runtime = runtime or select_runtime()
         trunk, self.backbone, self.earlier = make_trunk(config)
         self.image_size = self.earlier.image_size if self.earlier and _fixed_size(trunk) else config.image_size
         self.dcfg = data_config(trunk)
         self._trunk = trunk  # pristine: every fit trains a copy
         samples = prep.ds.samples
+        if clock is not None:
+            clock.begin("decode")
         self.images = decoded_images([s.path for s in samples], [prep.report.hashes[s.rel] for s in samples],
                                      self.image_size, progress=decode_progress)
         self._features: torch.Tensor | None = None
@@ -160,8 +169,9 @@ class Fitter:
             rows = [self.features(progress).numpy()[index]]
             rows += [self._view_features(view, index, _offset(progress, k, len(views))) for k, view in enumerate(views)]
         else:
-            rows = [self._extract(trunk, index=index).numpy()]
-            rows += [self._extract(trunk, index=index, view=view).numpy() for view in views]
+            rows = [self._extract(trunk, index=index, progress=_offset(progress, 0, 1 + len(views))).numpy()]
+            rows += [self._extract(trunk, index=index, view=view, progress=_offset(progress, k + 1, 1 + len(views)))
+                     .numpy() for k, view in enumerate(views)]
         return np.concatenate(rows), np.tile(index, len(rows))
 
     def _view_features(self, view: str, index: np.ndarray, progress: ProgressFn | None) -> np.ndarray:
@@ -180,6 +190,8 @@ class Fitter:
                trunk: torch.nn.Module | None = None) -> dict[str, float]:
         """Start every head from the logistic regression on the frozen trunk's features (LP of LP-FT)."""
         x, photos = self.probe_data(train, progress, trunk)
+        if self.clock is not None and trunk is None:
+            self.clock.begin("probe")
         if not np.isfinite(x).all():
             raise Diverged("the start weights give non-finite features")
         targets = {name: y[photos] for name, y in self.prep.targets.items()}
@@ -203,6 +215,8 @@ class Fitter:
             checkpoint: save per-epoch checkpoints (for ``--resume``) where a fit is costly.
             resume: continue from the run's last checkpoint.
         """
+        if self.clock is not None:
+            self.clock.begin("features")
         model = self.new_model()
         recipe = self.recipe(epochs)
         feeder = self._feeder(splits, feature_progress)
@@ -215,7 +229,9 @@ class Fitter:
                 self._probe(model, splits["train"], feature_progress)
             result = trainer.fit(start_epoch)
             if recipe.reprobe and recipe.epochs and not result.stopped:
-                self._probe(model, splits["train"], None, trunk=model.trunk)
+                refit = progress_hook(self.run, self.clock, "refit", "Refitting the heads on the trained network",
+                                      task="reprobe")  # no stop here: training is done, the refit is short
+                self._probe(model, splits["train"], refit, trunk=model.trunk)
                 trainer.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             return Fitted(model, trainer, result)
         except Diverged as exc:
@@ -229,6 +245,12 @@ class Fitter:
             return ImageFeeder(self.images, self.dcfg["mean"], self.dcfg["std"], **kw)
         return FeatureFeeder(self.features(progress), **{**kw, "batch_size": max(config.batch_size, 64)})
 
+    def trunk_shares(self) -> tuple[float, ...]:
+        """Per epoch of this run's recipe, the share of the trunk's groups that train (the run's clock
+        weighs a step by it: a step that trains the top third costs less than a whole-trunk one)."""
+        recipe, n = self.recipe(), max(1, len(trunk_groups(self._trunk)))
+        return tuple(min(recipe.groups_at(e), n) / n for e in range(recipe.epochs))
+
     def recipe(self, epochs: int | None = None) -> Recipe:
         """This run's training recipe (``epochs`` overrides the config's)."""
         config = self.config
@@ -238,7 +260,7 @@ class Fitter:
     def _trainer(self, model: GraftModel, feeder: ImageFeeder | FeatureFeeder, splits: Splits,
                  callbacks: list[Any] | None, checkpoint: bool, recipe: Recipe) -> Trainer:
         optimizer = make_optimizer(model, recipe)
-        callbacks = list(callbacks) if callbacks is not None else [self.stopper, EventWriter(self.run)]
+        callbacks = list(callbacks) if callbacks is not None else [self.stopper, EventWriter(self.run, clock=self.clock)]
         if checkpoint and ddp.world().is_main:  # only rank 0 writes the run folder
             callbacks.append(Checkpointer(self.run.path))
         weights = class_weights(self.prep.targets, self.prep.tasks, splits["train"])

@@ -8,6 +8,7 @@ one train/val/test split or a K-fold cross-validation (:mod:`core.crossval`) on 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from dataclasses import dataclass
@@ -18,16 +19,17 @@ import torch
 
 from . import ddp
 from .anomaly_fit import require_good_class, train_anomaly
-from .callbacks import StopRequested, StopWatcher
+from .callbacks import StopRequested, StopWatcher, progress_hook
 from .check import CheckReport, check_dataset
 from .checkpoint import has_checkpoint
 from .config import RunConfig, Strategy
-from .crossval import resolve_folds, run_crossval
+from .crossval import default_folds, resolve_folds, run_crossval
 from .datasets import Dataset, load_dataset
 from .device import Runtime
 from .errors import GraftError
+from .eta import RunClock, RunShape, priors
 from .finishing import Outcome, finish_crossval, finish_split, summary
-from .fitting import Fitted, Fitter
+from .fitting import PROBE_VIEW_BUDGET, PROBE_VIEWS, Fitted, Fitter
 from .imagecache import decoded_images
 from .jsonio import write_json_atomic
 from .model import Task
@@ -37,7 +39,7 @@ from .runs import Heartbeat, RunFolder
 from .split import split_indices
 from .tasks import build_targets, build_tasks
 
-__all__ = ["train_run", "prepare", "Prepared"]
+__all__ = ["train_run", "prepare", "Prepared", "run_shape"]
 
 
 @dataclass
@@ -137,16 +139,21 @@ def _guarded(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bo
         run.emit("run_end", state="failed", message=message)
         run.set_status("failed", message)
         raise
-    run.emit("run_end", state=state, message=message)
-    run.set_status(state, message, ended=time.time())
+    run.emit("run_end", state=state, message=message, eta_s=0.0)
+    run.set_status(state, message, ended=time.time(), eta_s=0.0)
     return state
 
 
-def prepare(config: RunConfig, run: RunFolder, stopper: StopWatcher | None = None) -> Prepared:
-    """Load, check and split the dataset; work out the tasks."""
+def prepare(config: RunConfig, run: RunFolder, stopper: StopWatcher | None = None,
+            clock: RunClock | None = None) -> Prepared:
+    """Load, check and split the dataset; work out the tasks. ``clock`` learns the number of photos."""
     ds = load_dataset(config.data)
+    if clock is not None:
+        clock.replan(run_shape(config, len(ds.samples)))
+        clock.begin("check")
     good_only = require_good_class(config) if config.strategy == Strategy.ANOMALY else None
-    report = check_dataset(ds, progress=_progress(run, "check", "Checking photos", stopper), good_only=good_only)
+    report = check_dataset(ds, progress=_progress(run, "check", "Checking photos", stopper, clock),
+                           good_only=good_only)
     if ddp.world().is_main:  # only rank 0 writes the run folder
         write_json_atomic(run.path / "check.json", report.to_dict())
     if not report.ok:
@@ -159,13 +166,30 @@ def prepare(config: RunConfig, run: RunFolder, stopper: StopWatcher | None = Non
     return Prepared(ds, report, splits, tasks, build_targets(ds, tasks))
 
 
-def _progress(run: RunFolder, phase: str, label: str, stopper: StopWatcher | None = None):
-    def report(done: int, total: int, eta: float) -> None:
-        if stopper is not None and stopper.requested():
-            raise StopRequested(phase)
-        run.emit("progress", phase=phase, done=done, total=total, eta_s=eta)
-        run.set_status("running", f"{label}: {done} of {total}.")
-    return report
+def _progress(run: RunFolder, phase: str, label: str, stopper: StopWatcher | None = None,
+              clock: RunClock | None = None):
+    """A preparation phase's progress: events and status carry the whole run's time left (the clock's)."""
+    return progress_hook(run, clock, phase, label, stopper)
+
+
+def run_shape(config: RunConfig, photos: int, prep: Prepared | None = None) -> RunShape:
+    """The plan's inputs from the config and what the data decided so far (exact splits once ``prep``)."""
+    anomaly = config.strategy == Strategy.ANOMALY
+    folds = 1 if anomaly else config.folds if config.folds is not None else default_folds(photos)
+    splits = tuple(len(prep.splits[k]) for k in ("train", "val", "test")) if prep and folds < 2 else None
+    again = bool(prep) and ((config.resize or prep.report.resize) != "squash" or prep.report.bit_depth is not None)
+    return RunShape(photos=photos, strategy=config.strategy.value, epochs=config.resolved_epochs,
+                    batch_size=config.batch_size, folds=folds, val_fraction=config.val_fraction,
+                    test_fraction=config.test_fraction, splits=splits, decode_passes=2 if again else 1,
+                    views=len(PROBE_VIEWS), view_budget=PROBE_VIEW_BUDGET)
+
+
+def _new_clock(config: RunConfig) -> RunClock:
+    """The whole run's clock, with priors from the backbone's known speed until this run measures its own."""
+    from .catalogue import native_size_of
+
+    size = config.image_size or native_size_of(config.backbone) or 224
+    return RunClock(run_shape(config, 0), priors(config.backbone, size, config.batch_size))
 
 
 def _resolve(config: RunConfig, prep: Prepared, run: RunFolder, resume: bool) -> RunConfig:
@@ -186,7 +210,7 @@ def _resolve(config: RunConfig, prep: Prepared, run: RunFolder, resume: bool) ->
 
 
 def _preprocessing(config: RunConfig, prep: Prepared, fitter: Fitter, run: RunFolder,
-                   stopper: StopWatcher) -> Preprocessing:
+                   stopper: StopWatcher, clock: RunClock | None = None) -> Preprocessing:
     """This run's preprocessing; photos are decoded again when it isn't Graft's default squash.
 
     (The Fitter decodes with the default; passing ``prep=`` to its ``decoded_images`` call would save
@@ -199,7 +223,7 @@ def _preprocessing(config: RunConfig, prep: Prepared, fitter: Fitter, run: RunFo
     if settings.cache_tag():
         samples = prep.ds.samples
         fitter.images = decoded_images([s.path for s in samples], [prep.report.hashes[s.rel] for s in samples],
-                                       fitter.image_size, _progress(run, "decode", "Preparing photos", stopper),
+                                       fitter.image_size, _progress(run, "decode", "Preparing photos", stopper, clock),
                                        prep=settings)
     return settings
 
@@ -207,20 +231,26 @@ def _preprocessing(config: RunConfig, prep: Prepared, fitter: Fitter, run: RunFo
 def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool = False) -> tuple[str, str]:
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    prep = prepare(config, run, stopper)
+    clock = _new_clock(config)
+    prep = prepare(config, run, stopper, clock)
     config = _resolve(config, prep, run, resume)
-    fitter = Fitter(config, prep, run, stopper, decode_progress=_progress(run, "decode", "Preparing photos", stopper))
-    settings = _preprocessing(config, prep, fitter, run, stopper)
+    clock.replan(run_shape(config, len(prep.ds.samples), prep))
+    clock.begin("build")
+    fitter = Fitter(config, prep, run, stopper, clock=clock,
+                    decode_progress=_progress(run, "decode", "Preparing photos", stopper, clock))
+    clock.set_prior(priors(fitter.backbone, fitter.image_size, config.batch_size))
+    clock.replan(dataclasses.replace(clock.shape, shares=fitter.trunk_shares()))
+    settings = _preprocessing(config, prep, fitter, run, stopper, clock)
     _emit_start(run, config, prep, fitter.runtime, fitter.backbone, fitter.image_size)
+    features = _progress(run, "features", "Computing features", stopper, clock)
     if config.strategy == Strategy.ANOMALY:
-        return train_anomaly(config, run, stopper, prep, fitter, settings,
-                             _progress(run, "features", "Computing features", stopper))
+        return train_anomaly(config, run, stopper, prep, fitter, settings, features)
     if config.folds and config.folds >= 2:
         return _train_crossval(config, run, stopper, prep, fitter, settings, resume)
-    fitted = fitter.fit(prep.splits, resume=resume,
-                        feature_progress=_progress(run, "features", "Computing features", stopper))
+    fitted = fitter.fit(prep.splits, resume=resume, feature_progress=features)
     if not ddp.world().is_main:  # rank 0 scores and packages the model
         return _rank_state(fitted)
+    clock.begin("score")
     return _end_split(config, run, fitter, fitted, prep, prep.splits, settings)
 
 
@@ -247,7 +277,7 @@ def _train_crossval(config: RunConfig, run: RunFolder, stopper: StopWatcher, pre
                     settings: Preprocessing, resume: bool) -> tuple[str, str]:
     """K folds, then the final model; a stop keeps the fold in progress as a one-split result."""
     cv = run_crossval(config, prep, fitter, run, stopper, config.folds, resume=resume,
-                      feature_progress=_progress(run, "features", "Computing features", stopper))
+                      feature_progress=_progress(run, "features", "Computing features", stopper, fitter.clock))
     if not ddp.world().is_main:  # rank 0 scores and packages the model
         return _rank_state(cv.stopped_fitted or cv.final)
     if cv.stopped_fold:
@@ -260,6 +290,8 @@ def _train_crossval(config: RunConfig, run: RunFolder, stopper: StopWatcher, pre
     if cv.final is None:
         return "failed", (f"Training diverged ({cv.diverged}): lower the learning rate and try again. "
                           "The cross-validation could not finish, so there is no model to keep.")
+    if fitter.clock is not None:
+        fitter.clock.begin("finish")
     outcome = finish_crossval(config, run, fitter, cv, prep, settings)
     if cv.diverged:
         return "failed", _message(outcome, f"Training diverged in the final fit ({cv.diverged}): lower the learning "

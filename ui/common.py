@@ -478,34 +478,53 @@ class Progress:
     images_per_s: float | None = None
 
 
-_PHASES = {"check": "Checking photos", "decode": "Preparing photos",
-           "features": "Reading the photos with the pretrained network"}
+_PHASES = {"start": "Starting the training process", "check": "Checking photos", "decode": "Preparing photos",
+           "features": "Reading the photos with the pretrained network",
+           "refit": "Refitting the decision on the trained network"}
+_FEW_SECONDS = 5.0  # below this the time left reads "a few seconds" (never "0 s" while work remains)
+
+
+def _time_left(eta: float | None) -> str:
+    """" · about 2 min 05 s left" for the whole run (nothing when it isn't known yet)."""
+    if eta is None or not math.isfinite(float(eta)) or eta < 0:
+        return ""
+    return " · a few seconds left" if eta < _FEW_SECONDS else f" · about {fmt_duration(eta)} left"
+
+
+def _train_speed(events: list[dict[str, Any]]) -> float | None:
+    """The newest training speed (photos through the network per second), never a feature pass's."""
+    return next((e["images_per_s"] for e in reversed(events) if e.get("images_per_s")
+                 and (e.get("event") == "epoch" or e.get("phase") == "train")), None)
 
 
 def progress_summary(events: list[dict[str, Any]], status: dict[str, Any]) -> Progress:
-    """Turn a run's event log and status into a progress bar value and a line of text."""
+    """Turn a run's event log and status into a progress bar value and a line of text.
+
+    The bar shows the current phase's share; the time left (``eta_s``) is the whole run's.
+    """
     state = status.get("state", "unknown")
     if state == "queued":
         return Progress(0.0, "Waiting for its turn…", "queued")
     last = next((e for e in reversed(events) if e.get("event") in ("progress", "epoch")), None)
-    speed = next((e.get("images_per_s") for e in reversed(events) if e.get("images_per_s")), None)
+    speed = _train_speed(events)
     if last is None:
         done = state not in ACTIVE_STATES
         return Progress(1.0 if done else 0.0, "Starting…" if not done else "", "start")
     phase = last.get("phase", "train") if last["event"] == "progress" else "train"
-    if phase in _PHASES:
+    eta = last.get("eta_s")
+    if phase in _PHASES or (last["event"] == "progress" and "epoch" not in last):  # a phase counted in photos
         done, total = int(last.get("done", 0)), max(int(last.get("total", 1)), 1)
-        text = f"{_PHASES[phase]}: {done} of {total} · about {fmt_duration(last.get('eta_s'))} left"
-        return Progress(done / total, text, phase, eta_s=last.get("eta_s"))
+        label = _PHASES.get(phase, "Building the memory of good parts")
+        text = f"{label}…" if phase == "start" else f"{label}: {done:,} of {total:,}"
+        return Progress(min(1.0, done / total), text + _time_left(eta), phase, eta_s=eta)
     epoch, epochs = int(last.get("epoch", 0)), max(int(last.get("epochs", 1)), 1)
     within = last.get("batch", 1) / max(last.get("batches", 1), 1) if last["event"] == "progress" else 1.0
     fraction = min(1.0, (epoch - 1 + within) / epochs) if epoch else 0.0
-    eta = last.get("eta_s")
     text = f"Epoch {epoch} of {epochs}"
     if speed:
         text += f" · {speed:,.0f} photos/s"
     if state in ACTIVE_STATES:
-        text += f" · about {fmt_duration(eta)} left" if epoch < epochs or within < 1 else " · scoring the test photos"
+        text += _time_left(eta) if epoch < epochs or within < 1 else " · scoring the test photos" + _time_left(eta)
     return Progress(fraction, text, "train", epoch, epochs, eta, speed)
 
 

@@ -8,18 +8,13 @@ from typing import Any
 
 import streamlit as st
 
-from core.config import RunConfig, Strategy
+from core.config import RunConfig
 from core.errors import GraftError
 from core.workspace import Workspace
 from ui.common import fmt_duration, fmt_int
 
 __all__ = ["backbone_speeds", "training_estimate", "thoroughness", "offline_advice", "check_weights_upload",
            "expected_duration_text"]
-
-# Reference speeds (docs/benchmarks.md) are at 224 px on a 2-core CPU; feature extraction trains small heads on
-# features computed once, so its time is about one pass of inference over the photos (~5x a training step).
-FEATURE_PASS_FACTOR = 0.2
-
 
 # --- the speed table (read from every run's events: cached until a run folder or speeds.json changes) ---
 
@@ -46,22 +41,23 @@ def backbone_speeds(ws: Workspace) -> dict[str, dict[str, float]]:
 
 def training_estimate(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None,
                       folds: int = 1) -> float | None:
-    """Seconds the run should take on this computer (None without any speed to go by)."""
+    """Seconds the run should take on this computer (None without any speed to go by).
+
+    The run's own plan and per-unit costs (:mod:`core.eta`: checking, decoding, the feature pass and
+    the probe's views, every epoch of every fit, the head refit, scoring), with the costs taken from
+    the speed measured here, else the backbone's speed on the reference CPU.
+    """
     from core.catalogue import curated
-    from core.folds import relative_cost
-    from core.imagesize import training_seconds
+    from core.eta import RunShape, estimate_seconds, priors
 
     info = curated(choices["backbone"])
-    ips, at = ((speed["images_per_s"], int(speed["image_size"])) if speed
-               else (info.train_ips, 224) if info and info.train_ips else (None, 224))
-    if not ips or not n_images:
+    if not n_images or not (speed or (info and info.train_ips)):
         return None
     base = RunConfig(data="", out="")
-    photos = max(1, round(n_images * (1 - base.val_fraction - base.test_fraction)))
-    seconds = training_seconds(photos, int(choices["epochs"]), int(choices["image_size"]), ips, at)
-    if choices["strategy"] == Strategy.FEATURE_EXTRACTION.value:  # one pass for the features, then tiny heads
-        seconds = training_seconds(n_images, 1, int(choices["image_size"]), ips, at) * FEATURE_PASS_FACTOR + 5
-    return seconds * relative_cost(folds, choices["strategy"])
+    shape = RunShape(photos=n_images, strategy=choices["strategy"], epochs=int(choices["epochs"]),
+                     batch_size=base.batch_size, folds=folds, val_fraction=base.val_fraction,
+                     test_fraction=base.test_fraction)
+    return estimate_seconds(shape, priors(choices["backbone"], int(choices["image_size"]), base.batch_size, speed))
 
 
 def expected_duration_text(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:

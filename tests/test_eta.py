@@ -1,0 +1,178 @@
+"""The whole run's clock (core/eta.py): its arithmetic on made-up step times, a real tiny run's events,
+and the progress line the Train page shows. No timing is asserted (that is bench/eta.py's job)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from core.cli import main
+from core.eta import RunClock, RunShape, Smoother, estimate_seconds, plan_run, priors
+from core.jsonio import read_jsonl
+
+PRIOR = {"check": 0.01, "decode": 0.01, "forward": 0.01, "train": 0.5, "probe": 0.001, "build": 1.0, "save": 1.0,
+         "gap": 0.0, "ratio": 5.0}
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _fit_clock(epochs: int = 4, batches: int = 10) -> tuple[RunClock, FakeTime]:
+    now = FakeTime()
+    clock = RunClock.for_fit(epochs, batches, n_val=0, batch_size=8, prior=PRIOR, now=now)
+    clock.begin("fit")
+    return clock, now
+
+
+def _steps(clock: RunClock, now: FakeTime, n: int, seconds: float, start: int = 0, batches: int = 10) -> None:
+    for k in range(start, start + n):
+        now.t += seconds
+        clock.step(seconds, 8)
+        clock.fit_at(k // batches + (k % batches + 1) / batches * (1 - 1e-9) if (k + 1) % batches else (k + 1) // batches)
+
+
+def test_steady_steps_give_the_steps_left_times_the_step_time() -> None:
+    clock, now = _fit_clock()
+    assert clock.remaining() == pytest.approx(40 * 0.5)  # before any step: the prior
+    _steps(clock, now, 20, 0.1)
+    assert clock.remaining() == pytest.approx(20 * 0.1, rel=1e-6)  # measured, the warm-up steps aside
+    assert clock.train_speed() == pytest.approx(80.0)
+    assert clock.eta() == pytest.approx(2.0, rel=1e-6)
+
+
+def test_one_slow_step_does_not_make_the_time_left_jump_up() -> None:
+    clock, now = _fit_clock(epochs=40)
+    _steps(clock, now, 60, 0.1)
+    shown = [clock.eta()]
+    _steps(clock, now, 1, 1.0, start=60)  # ten times slower, once
+    shown.append(clock.eta())
+    _steps(clock, now, 5, 0.1, start=61)
+    shown.append(clock.eta())
+    assert shown[1] <= shown[0] and shown[2] <= shown[1]
+    assert clock.remaining() > 0 and shown[2] > 0.5 * clock.remaining()
+
+
+def test_the_smoother_counts_down_and_never_shows_nothing_while_work_remains() -> None:
+    smooth = Smoother()
+    assert smooth.update(100.0, 0.0) == 100.0
+    assert smooth.update(100.0, 10.0) < 100.0  # the raw estimate stayed: time passed, so less is shown
+    assert smooth.update(50.0, 10.5) >= 25.0  # within half of the estimate at least
+    assert smooth.update(5.0, 11.0) >= 2.5
+
+
+def test_the_plan_holds_every_phase_of_the_run_in_order() -> None:
+    shape = RunShape(photos=100, strategy="fine-tune", epochs=3, batch_size=10, splits=(70, 15, 15))
+    names = [t.name for t in plan_run(shape)]
+    assert names == ["check", "build", "decode", "features", "probe", "fit", "reprobe", "score", "finish"]
+    tasks = {t.name: t for t in plan_run(shape)}
+    assert tasks["features"].parts["forward"] == 100 + 7 * 70  # every photo, then 7 extra views of the training ones
+    assert tasks["fit"].reps == 3 and tasks["fit"].parts["train"] == 7 and tasks["fit"].parts["forward"] == 15
+    assert tasks["reprobe"].parts["forward"] == 8 * 70
+    assert tasks["score"].parts["forward"] == 30
+    scratch = [t.name for t in plan_run(RunShape(photos=100, strategy="scratch"))]
+    assert "probe" not in scratch and "reprobe" not in scratch
+    frozen = {t.name: t for t in plan_run(RunShape(photos=100, strategy="feature-extraction"))}
+    assert "fit" not in frozen and frozen["score"].parts["forward"] == 0
+    cv = [t.name for t in plan_run(RunShape(photos=90, folds=3))]
+    assert [n for n in cv if n.endswith(":fit")] == ["fold-1:fit", "fold-2:fit", "fold-3:fit", "final:fit"]
+
+
+def test_phases_not_yet_run_are_in_the_time_left() -> None:
+    now = FakeTime()
+    shape = RunShape(photos=100, strategy="fine-tune", epochs=3, batch_size=10, splits=(70, 15, 15))
+    clock = RunClock(shape, PRIOR, now)
+    whole = clock.remaining()
+    assert whole == pytest.approx(estimate_seconds(shape, {**PRIOR, "start": 0.0}))
+    for done in (25, 50, 75, 100):  # checking 100 photos at 0.02 s each (the prior said 0.01)
+        now.t += 0.5
+        clock.progress("check", done, 100)
+    left = clock.remaining()
+    fit = next(t for t in clock.tasks if t.name == "fit").left(clock.cost)
+    assert 0 < fit < left < whole  # training and everything after it are still counted
+    assert clock.cost("check") == pytest.approx(0.02)
+    now.t += 5.0
+    clock.progress("features", 100, 100)  # one photo's forward pass measured: training steps follow from it
+    assert clock.cost("forward") == pytest.approx(0.05)
+    assert clock.cost("train") == pytest.approx(PRIOR["ratio"] * 10 * 0.05)
+
+
+def test_a_count_that_restarts_adds_to_the_task() -> None:
+    now = FakeTime()
+    clock = RunClock(RunShape(photos=100, splits=(70, 15, 15)), PRIOR, now)
+    now.t += 1
+    assert clock.progress("features", 100, 100) == (100, 590)  # the start trunk's features of every photo
+    now.t += 1
+    assert clock.progress("features", 70, 490) == (170, 590)  # then the first extra view, one count over all views
+    now.t += 1
+    clock.progress("decode", 10, 100)  # an earlier task: never backwards
+    assert clock.tasks[clock.current].name == "features"
+
+
+def test_priors_follow_the_backbone_and_the_image_size() -> None:
+    small, large = priors("mobilenetv2_100", 112, 32), priors("mobilenetv2_100", 224, 32)
+    assert large["train"] == pytest.approx(4 * small["train"]) and large["forward"] > small["forward"]
+    measured = priors("resnet18.a1_in1k", 224, 32, {"images_per_s": 64.0, "image_size": 224})
+    assert measured["train"] == pytest.approx(0.5)
+
+
+def test_a_real_run_reports_the_whole_runs_time_left(easy_data: Path, tmp_path: Path, tiny_args: list[str]) -> None:
+    out = tmp_path / "run"
+    assert main(["train", str(easy_data), "--out", str(out), *tiny_args, "--strategy", "fine-tune",
+                 "--epochs", "3"]) == 0
+    events = read_jsonl(out / "events.jsonl")
+    timed = [e for e in events if e["event"] in ("progress", "epoch")]
+    assert timed[0]["phase"] == "start" and timed[0]["eta_s"] > 0  # written before torch loads
+    preparing = [e for e in timed if e.get("phase") in ("check", "decode", "features")]
+    assert preparing and all(e["eta_s"] > 0 for e in preparing)
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert all(e["fit_eta_s"] <= e["eta_s"] + 1e-9 for e in epochs)
+    assert epochs[-1]["eta_s"] < max(e["eta_s"] for e in preparing)  # less left at the end than while preparing
+    assert all(e["images_per_s"] > 0 for e in epochs)  # a smoothed training speed
+    assert events[-1]["event"] == "run_end" and events[-1]["eta_s"] == 0
+    assert json.loads((out / "status.json").read_text())["eta_s"] == 0
+
+
+def test_progress_text_tells_the_whole_runs_time_left_while_preparing() -> None:
+    from ui.common import progress_summary
+
+    running = {"state": "running"}
+    start = progress_summary([{"event": "progress", "phase": "start", "done": 0, "total": 60, "eta_s": 95}], running)
+    assert start.text == "Starting the training process… · about 1 min 35 s left"
+    check = progress_summary([{"event": "progress", "phase": "features", "done": 300, "total": 300, "eta_s": 0.4,
+                               "phase_eta_s": 0.0}], running)
+    assert check.fraction == 1.0 and "0 s left" not in check.text and "a few seconds left" in check.text
+    refit = progress_summary([{"event": "progress", "phase": "refit", "done": 10, "total": 40, "eta_s": 12}], running)
+    assert refit.text.endswith("10 of 40 · about 12 s left")
+    mixed = [{"event": "epoch", "epoch": 1, "epochs": 2, "images_per_s": 40.0},
+             {"event": "progress", "phase": "features", "done": 5, "total": 10, "images_per_s": 9605.0, "eta_s": 30}]
+    assert progress_summary(mixed, running).images_per_s is None or "9,605" not in progress_summary(mixed, running).text
+    train = progress_summary(mixed[:1] + [{"event": "progress", "phase": "train", "epoch": 2, "epochs": 2, "batch": 1,
+                                           "batches": 4, "images_per_s": 41.0, "eta_s": 20}], running)
+    assert train.text == "Epoch 2 of 2 · 41 photos/s · about 20 s left"
+
+
+def test_steps_that_train_a_third_of_the_trunk_cost_less_than_whole_trunk_steps() -> None:
+    now = FakeTime()
+    shape = RunShape(photos=100, strategy="progressive", epochs=3, batch_size=10, splits=(70, 15, 15),
+                     shares=(1 / 3, 2 / 3, 1.0))
+    clock = RunClock(shape, PRIOR, now)
+    clock.begin("fit")
+    for k in range(7):  # epoch 1: only the top third trains, 0.1 s a step
+        now.t += 0.1
+        clock.step(0.1, 10, epoch=0)
+    whole = 0.1 / ((1 + 2 / 3) / 3)  # the same step over the whole trunk
+    assert clock.cost("train") == pytest.approx(whole)
+    assert clock.train_speed(0) == pytest.approx(100.0) and clock.train_speed(2) == pytest.approx(10 / whole)
+    clock.fit_at(1)
+    fit = next(t for t in clock.tasks if t.name == "fit")
+    weights = [(1 + 2 * f) / 3 for f in (2 / 3, 1.0)]
+    forward = clock.cost("forward")  # no forward pass measured: derived from the measured step
+    assert forward == pytest.approx(whole / (PRIOR["ratio"] * 10))
+    assert fit.left(clock.cost) == pytest.approx(sum(7 * whole * w + 15 * forward for w in weights))
