@@ -124,8 +124,9 @@ def active_panel(path: str, status: dict[str, Any], events: list[dict[str, Any]]
     if ahead:
         st.info(f"Queued: {ahead} run(s) ahead of this one. It starts on its own when they are done.",
                 icon=":material/schedule:")
-    elif status["state"] == "queued":
-        st.progress(0.0, text="Starting the training process…")
+    elif status["state"] == "queued":  # about to take its slot: the process's first event has the expected time
+        starting = progress_summary(events, {**status, "state": "running"}).text if events else ""
+        st.progress(0.0, text=starting or "Starting the training process…")
     else:
         st.progress(progress.fraction, text=progress.text)
         st.caption(md_escape(status.get("message", "")))
