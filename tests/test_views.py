@@ -106,3 +106,4 @@ def test_the_runs_own_scores_use_the_views_the_package_predicts_with(easy_data: 
     one = main(["train", str(easy_data), "--out", str(tmp_path / "once"), *tiny_args, "--strategy", strategy,
                 "--epochs", "1", "--good-class", "ok", "--views", "1"])
     assert one == 0 and Predictor.load(tmp_path / "once").model.views == 1
+
