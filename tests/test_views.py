@@ -107,3 +107,15 @@ def test_the_runs_own_scores_use_the_views_the_package_predicts_with(easy_data: 
                 "--epochs", "1", "--good-class", "ok", "--views", "1"])
     assert one == 0 and Predictor.load(tmp_path / "once").model.views == 1
 
+
+
+def test_the_heatmap_shows_the_photo_as_it_is(easy_data: Path) -> None:
+    from core.explain import heatmap
+
+    photo = sorted((easy_data / "scratch").glob("*.png"))[0]
+    eight, spec8 = _model(8)
+    once, spec1 = _model(1)
+    cam8 = heatmap(Predictor(eight, spec8), photo, target="scratch")
+    cam1 = heatmap(Predictor(once, spec1), photo, target="scratch")
+    assert cam8.shape == (48, 48) and np.allclose(cam8, cam1, atol=1e-5)
+    assert eight.views == 8  # the predictor's model keeps its views after a heatmap
