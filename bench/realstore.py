@@ -23,8 +23,11 @@ _RUN_ONLY = ("workers", "budget_s")  # how the plan runs, not what it measures
 
 def settings_key(cfg: RealCfg, sizes: dict[str, int]) -> str:
     """A short fingerprint of everything that changes a fit's result."""
+    from core.config import DEFAULT_VIEWS
+
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _RUN_ONLY}
-    text = json.dumps({"cfg": fields, "sizes": sizes}, sort_keys=True, default=str)
+    settings = {"cfg": fields, "sizes": sizes, **({"views": DEFAULT_VIEWS} if DEFAULT_VIEWS != 1 else {})}
+    text = json.dumps(settings, sort_keys=True, default=str)  # Graft fits score with the default test-time views
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

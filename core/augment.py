@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["to_model_input", "augment", "dihedral", "VIEWS"]
+from .config import VIEW_COUNTS
+
+__all__ = ["to_model_input", "augment", "dihedral", "view_of", "mean_over_views", "VIEWS", "VIEW_COUNTS",
+           "views_words"]
 
 VIEWS = ("", "h", "v", "hv", "t", "th", "tv", "thv")
 TURNS = True  # the 8 mirror / quarter-turn views of a square photo
@@ -22,6 +26,40 @@ def dihedral(batch_u8: np.ndarray, view: str) -> np.ndarray:
     if "v" in view:
         out = out[:, ::-1]
     return np.ascontiguousarray(out)
+
+
+def view_of(x: torch.Tensor, view: str) -> torch.Tensor:
+    """The same view as :func:`dihedral`, of a normalised NCHW batch (tensor ops, so ONNX export keeps them)."""
+    if "t" in view:
+        x = x.transpose(2, 3)
+    if "h" in view:
+        x = x.flip(3)
+    if "v" in view:
+        x = x.flip(2)
+    return x
+
+
+def mean_over_views(forward: Callable[[torch.Tensor], dict[str, torch.Tensor]], x: torch.Tensor,
+                    views: int) -> dict[str, torch.Tensor]:
+    """Test-time views: the softmax of ``forward`` averaged over the first ``views`` of :data:`VIEWS`.
+
+    Returned as log-probabilities, so a softmax of the result gives the averaged probabilities and
+    every caller that turns logits into probabilities works unchanged. One forward per view keeps
+    the memory of one batch. Quarter turns need a square input; a non-square one gets the mirrorings.
+    """
+    names = VIEWS[:views] if x.shape[2] == x.shape[3] else VIEWS[:min(views, 4)]
+    outs = [forward(view_of(x, view).contiguous(memory_format=torch.channels_last)) for view in names]
+    return {name: torch.logsumexp(torch.stack([torch.log_softmax(o[name].float(), 1) for o in outs]), 0)
+            - math.log(len(outs)) for name in outs[0]}
+
+
+def views_words(views: int) -> str:
+    """What a view count means for the user, in plain words."""
+    if views <= 1:
+        return "checks each photo once, as it is"
+    how = "mirrored and turned" if views == 8 else "mirrored"
+    return (f"checks each photo {views} ways ({how}) and averages the answers: steadier, "
+            f"about {views}× slower to predict")
 
 
 def to_model_input(batch_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

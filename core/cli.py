@@ -39,6 +39,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                         "300 photos or fewer, else one split")
     p.add_argument("--resize", choices=["squash", "pad"], default=None,
                    help="squash the whole photo to a square, or pad it (keeps shapes); default from the photos' shapes")
+    p.add_argument("--views", type=int, choices=[1, 4, 8], default=None,
+                   help="how many ways the model checks each photo: 8 (default) mirrored and turned, answers averaged "
+                        "(steadier, about 8x slower to predict); 4 mirrored only; 1 once, as it is")
     p.add_argument("--false-alarm-target", type=float, default=None,
                    help="anomaly: the share of good parts the threshold may flag (default 0.01: about 1 in 100 good "
                         "parts is sent for a second look)")
@@ -148,7 +151,7 @@ def _train_config(args: argparse.Namespace):
         config = RunConfig(data=args.data, out=args.out)
     overrides = {k: getattr(args, k) for k in ("backbone", "start", "strategy", "good_class", "epochs", "image_size",
                                                 "batch_size", "lr", "seed", "patience", "workspace", "folds",
-                                                "resize")
+                                                "resize", "views")
                  if getattr(args, k) is not None}
     if args.out and args.config:
         overrides["out"] = args.out

@@ -46,6 +46,10 @@ STRATEGY_DEFAULTS: dict[Strategy, dict[str, Any]] = {
 STRATEGY_CARD_NAMES: dict[Strategy, str] = {Strategy.ANOMALY: "Good parts only (anomaly detection)"}
 
 
+VIEW_COUNTS = (1, 4, 8)  # test-time views (core.augment.VIEWS): the photo alone, its 4 mirrorings, all 8 views
+DEFAULT_VIEWS = 8  # measured on real photos: docs/benchmarks.md section 7, "Test-time views"
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything needed to reproduce one training run.
@@ -75,6 +79,7 @@ class RunConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     folds: int | None = None  # 1: one train/val/test split; K >= 2: K-fold cross-validation; None: by dataset size
     resize: str | None = None  # "squash" or "pad"; None: chosen from the photos' shapes (the dataset check)
+    views: int = DEFAULT_VIEWS  # test-time views: 1 (each photo once), 4 (mirrored) or 8 (mirrored and turned)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "strategy", Strategy.parse(self.strategy))
@@ -88,6 +93,9 @@ class RunConfig:
             raise GraftError("The learning rate must be between 0 and 1 (for example 0.002).")
         if self.folds is not None and not 1 <= int(self.folds) <= 20:
             raise GraftError("Folds must be between 1 (one split) and 20.", hint="5 folds suit 50 to 300 photos.")
+        if self.views not in VIEW_COUNTS:
+            raise GraftError(f"Views must be one of {', '.join(map(str, VIEW_COUNTS))}.",
+                             hint="8 checks each photo mirrored and turned (steadier, 8× slower to predict); 1 once.")
         if self.resize is not None and self.resize not in ("squash", "pad"):
             raise GraftError(f"Unknown resize '{self.resize}'.", hint="Use squash (stretch the whole photo) or pad "
                                                                         "(keep its shape, fill the rest).")

@@ -33,6 +33,7 @@ from torch import nn
 from .errors import GraftError
 from .metrics import decide
 from .export import ProbabilityModel
+from .model import single_view
 from .predict import Predictor
 from .preprocess import Preprocessing, model_input, model_pixels
 
@@ -132,8 +133,9 @@ def _cam_for_array(predictor: Predictor, array: np.ndarray, target: str | None) 
     ex = _explainer(predictor)
     x = model_input(array[None], predictor.spec.preprocessing, predictor.runtime.device)
     with ex.lock, torch.enable_grad():  # fp32, no autocast; callers may be inside no_grad
-        k = _target_index(ex, predictor, x, target)
-        cam = ex.cam(input_tensor=x.requires_grad_(True), targets=[ClassifierOutputTarget(k)])
+        k = _target_index(ex, predictor, x, target)  # with the model's test-time views: the class it reports
+        with single_view(ex.probs.model):  # the map is of the photo as it is, one pass
+            cam = ex.cam(input_tensor=x.requires_grad_(True), targets=[ClassifierOutputTarget(k)])
     return np.nan_to_num(cam[0]).clip(0.0, 1.0).astype(np.float32)
 
 

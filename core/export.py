@@ -126,6 +126,7 @@ def onnx_metadata(spec: ModelSpec, weights_sha256: str = "", decision: Decision 
                    "gets its most likely defect class; a score in [threshold - uncertain_band / 2, threshold + "
                    "uncertain_band / 2) is 'uncertain: send to a person'. Without a good class the verdict is the "
                    "most likely class, or 'uncertain' when the two most likely are closer than uncertain_band"),
+        "views": spec.views,  # the graph averages this many mirrored / turned copies of each photo itself
         "weights_sha256": weights_sha256, "producer": "Graft",
     }
     return {k: json.dumps(v) for k, v in info.items()}

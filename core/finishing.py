@@ -166,7 +166,7 @@ def _write(config: RunConfig, run: RunFolder, fitter: "Fitter", fitted: "Fitted"
                      image_size=preprocessing.size, mean=list(preprocessing.mean), std=list(preprocessing.std),
                      good_class=good, threshold=threshold, info=model_info(config, run),
                      resize=preprocessing.resize, bit_depth=preprocessing.bit_depth,
-                     pad_colour=preprocessing.pad_colour)
+                     pad_colour=preprocessing.pad_colour, views=fitted.model.views)
     hashes = [prep.report.hashes[prep.ds.samples[i].rel] for i in tuned]
     save_package(fitted.model, spec, run.model_dir, decision=decision, training_hashes=hashes)
     return Outcome(metrics, verdict)

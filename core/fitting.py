@@ -233,15 +233,26 @@ class Fitter:
                                       task="reprobe")  # no stop here: training is done, the refit is short
                 self._probe(model, splits["train"], refit, trunk=model.trunk)
                 trainer.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            self._score_with_views(model, trainer, splits)
             return Fitted(model, trainer, result)
         except Diverged as exc:
             return Fitted(model, trainer, None, diverged=str(exc))
 
-    def _feeder(self, splits: Splits, progress: ProgressFn | None) -> ImageFeeder | FeatureFeeder:
+    def _score_with_views(self, model: GraftModel, trainer: Trainer, splits: Splits) -> None:
+        """From here on the model scores photos with the run's test-time views (its eval forward).
+
+        Feature extraction trained on cached features; with views it scores the photos themselves.
+        """
+        model.views = self.config.views
+        if model.views > 1 and isinstance(trainer.feeder, FeatureFeeder):
+            trainer.feeder = self._feeder(splits, None, images=True)
+
+    def _feeder(self, splits: Splits, progress: ProgressFn | None,
+                images: bool = False) -> ImageFeeder | FeatureFeeder:
         config, prep = self.config, self.prep
         kw = dict(splits=splits, targets=prep.targets, batch_size=config.batch_size, runtime=self.runtime,
                   seed=config.seed)
-        if config.strategy != Strategy.FEATURE_EXTRACTION:
+        if images or config.strategy != Strategy.FEATURE_EXTRACTION:
             return ImageFeeder(self.images, self.dcfg["mean"], self.dcfg["std"], **kw)
         return FeatureFeeder(self.features(progress), **{**kw, "batch_size": max(config.batch_size, 64)})
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import torch
 from timm.models import group_parameters
 from torch import nn
 
+from .augment import mean_over_views
 
 __all__ = ["Task", "GraftModel", "feature_width", "trunk_groups", "freeze_trunk", "unfreeze_top", "set_train_mode",
-           "recalibrate_batchnorm"]
+           "recalibrate_batchnorm", "single_view"]
 
 
 @dataclass(frozen=True)
@@ -24,11 +26,17 @@ class Task:
 
 
 class GraftModel(nn.Module):
-    """A pretrained trunk with one small head per task."""
+    """A pretrained trunk with one small head per task.
 
-    def __init__(self, trunk: nn.Module, tasks: list[Task], dropout: float = 0.2) -> None:
+    ``views`` > 1 turns on test-time views: in eval mode, :meth:`forward` averages the answer over
+    that many mirrored / quarter-turned copies of each photo (:func:`core.augment.mean_over_views`)
+    and returns log-probabilities. Training is unchanged. Everything that scores photos (the run's
+    own scoring, prediction, evaluation, the ONNX export) goes through this forward.
+    """
+
+    def __init__(self, trunk: nn.Module, tasks: list[Task], dropout: float = 0.2, views: int = 1) -> None:
         super().__init__()
-        self.trunk = trunk
+        self.trunk, self.views = trunk, views
         self.task_names = [t.name for t in tasks]
         width = feature_width(trunk)
         self.heads = nn.ModuleDict({t.name: _head(width, len(t.classes), dropout) for t in tasks})
@@ -40,7 +48,19 @@ class GraftModel(nn.Module):
         return {name: head(feats) for name, head in self.heads.items()}
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.forward_heads(self.features(x))
+        if self.training or self.views <= 1:
+            return self.forward_heads(self.features(x))
+        return mean_over_views(lambda v: self.forward_heads(self.features(v)), x, self.views)
+
+
+@contextmanager
+def single_view(model: GraftModel) -> Iterator[GraftModel]:
+    """Within the block the model scores each photo once, as it is (e.g. for a heatmap of that photo)."""
+    saved, model.views = model.views, 1
+    try:
+        yield model
+    finally:
+        model.views = saved
 
 
 def feature_width(trunk: nn.Module) -> int:

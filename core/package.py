@@ -11,7 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 from . import __version__
+from .augment import views_words
 from .backbones import build, check_name
+from .config import VIEW_COUNTS
 from .decision import DECISION_FILE, Decision, read_decision, write_decision
 from .errors import GraftError
 from .jsonio import read_json, write_json_atomic
@@ -54,6 +56,7 @@ class ModelSpec:
     uncertain_band: float = 0.0
     training_photos: str | None = None  # TRAINING_PHOTOS_FILE when the package lists its training photos
     anomaly: dict[str, Any] | None = None  # good-parts-only models (core.anomaly): stages, normaliser, memory...
+    views: int = 1  # test-time views (core.augment.VIEW_COUNTS); packages from before the field: 1
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -69,6 +72,7 @@ class ModelSpec:
                 "threshold": self.threshold,  # a copy of decision.json's, for readers that don't know that file
                 "tasks": [{"name": t.name, "classes": list(t.classes), "good_class": t.good_class} for t in self.tasks],
                 "head_dropout": self.head_dropout, "training_photos": self.training_photos, "info": self.info,
+                "views": self.views, "views_meaning": views_words(self.views),
                 **({"mode": "anomaly", "anomaly": self.anomaly} if self.anomaly else {})}
 
     @classmethod
@@ -88,10 +92,17 @@ class ModelSpec:
                        good_class=d.get("good_class"), threshold=float(d.get("threshold", 0.5)),
                        head_dropout=float(d.get("head_dropout", 0.2)), info=dict(d.get("info", {})),
                        resize=prep.resize, bit_depth=prep.bit_depth, pad_colour=prep.pad_colour,
-                       training_photos=photos,
+                       training_photos=photos, views=_views(d.get("views", 1)),
                        anomaly=dict(d["anomaly"]) if d.get("mode") == "anomaly" else None)
         except (KeyError, TypeError, ValueError) as exc:
             raise GraftError(f"This model's model.json is incomplete or damaged ({exc}).") from None
+
+
+def _views(value: Any) -> int:
+    views = int(value)
+    if views not in VIEW_COUNTS:
+        raise ValueError(f"views must be one of {', '.join(map(str, VIEW_COUNTS))}, not {views}")
+    return views
 
 
 def save_package(model: GraftModel, spec: ModelSpec, out_dir: str | Path, decision: Decision | None = None,
@@ -157,7 +168,8 @@ def load_package(path: str | Path) -> tuple[GraftModel, ModelSpec]:
     decision = read_decision(model_dir)
     spec.threshold, spec.uncertain_band = decision.threshold, decision.uncertain_band
     check_name(spec.backbone)
-    model = GraftModel(build(spec.backbone, "scratch", image_size=spec.image_size), spec.tasks, spec.head_dropout)
+    model = GraftModel(build(spec.backbone, "scratch", image_size=spec.image_size), spec.tasks, spec.head_dropout,
+                       views=spec.views)
     state = load_state_dict_file(model_dir / WEIGHTS_FILE)
     try:
         model.load_state_dict(state, strict=True)

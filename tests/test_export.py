@@ -55,6 +55,22 @@ def test_parity_on_every_test_photo(run: Path, exported: ExportResult) -> None:
     assert 0.0 <= exported.predictor_agreement <= 1.0  # the app's (maybe bf16) predictor, for information
 
 
+def test_the_onnx_graph_averages_the_test_time_views_itself(run: Path, exported: ExportResult) -> None:
+    import onnxruntime as ort
+
+    from core.augment import VIEWS, view_of
+    from core.config import DEFAULT_VIEWS
+    from core.model import single_view
+
+    model, spec = load_package(run)
+    assert spec.views == DEFAULT_VIEWS == read_onnx_metadata(exported.path)["views"]
+    x = torch.randn(3, 3, spec.image_size, spec.image_size)
+    onnx_probs = ort.InferenceSession(str(exported.path)).run(None, {"image": x.numpy()})[0]
+    with torch.no_grad(), single_view(model.float()):
+        by_hand = torch.stack([torch.softmax(model(view_of(x, v))["label"], 1) for v in VIEWS[:spec.views]]).mean(0)
+    assert np.allclose(onnx_probs, by_hand.numpy(), atol=1e-4)
+
+
 def test_metadata_describes_the_preprocessing(run: Path, exported: ExportResult) -> None:
     spec = json.loads((run / "model" / "model.json").read_text())
     meta = read_onnx_metadata(exported.path)
