@@ -361,7 +361,8 @@ def advanced_section(choices: dict[str, Any], n_images: int, speed: dict[str, fl
             "Check each photo 8 ways", key=_seed_widget("views", int(choices.get("views", DEFAULT_VIEWS)) == 8),
             help="The finished model looks at each photo as it is, mirrored and turned, and averages the answers: "
                  "steadier answers (measured on real steel photos: fewer mistakes), but predicting takes about 8× as "
-                 "long. Off: each photo is checked once, as it is.")
+                 "long. Turn it off when a mirrored or turned part would itself be a defect (for example a part "
+                 "fitted the wrong way round). Off: each photo is checked once, as it is.")
         choices["views"] = 8 if eight else 1
 
 

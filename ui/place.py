@@ -30,11 +30,11 @@ SYNCED_KEY = "_graft_place_synced"
 # URL parameter -> RunConfig field (short names keep a shared link readable)
 CHOICE_PARAMS = {"backbone": "backbone", "start": "start", "strategy": "strategy", "epochs": "epochs",
                  "lr": "lr", "size": "image_size", "batch": "batch_size", "seed": "seed", "patience": "patience",
-                 "folds": "folds"}
+                 "folds": "folds", "views": "views"}
 # URL parameter -> key of RunConfig.extra (kept in the choices' "extra"; validated below)
 EXTRA_PARAMS = {"fa": "false_alarm_target"}
 _NUMBERS = {"epochs": int, "image_size": int, "batch_size": int, "seed": int, "patience": int, "folds": int,
-            "lr": float}
+            "views": int, "lr": float}
 
 
 # --- reading ----------------------------------------------------------------------------------------

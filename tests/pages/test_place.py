@@ -40,14 +40,14 @@ def test_last_used_json_is_written_atomically_and_merged(tmp_path: Path) -> None
 
 
 def test_a_new_session_continues_from_last_used(ws: Workspace) -> None:
-    ws.remember(dataset="sample", choices={"epochs": 8, "image_size": 96, "backbone": "resnet18.a1_in1k"})
+    ws.remember(dataset="sample", choices={"epochs": 8, "image_size": 96, "backbone": "resnet18.a1_in1k", "views": 1})
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception
     assert at.session_state["dataset"] == "sample"
     assert "sample" in sidebar(at) and "none yet" not in sidebar(at).split("Run")[0]
     at.switch_page("pages/2_model.py").run()
     c = at.session_state["choices"]
-    assert (c["epochs"], c["image_size"]) == (8, 96)  # not silently back to the defaults
+    assert (c["epochs"], c["image_size"], c["views"]) == (8, 96, 1)  # not silently back to the defaults
     assert at.query_params["dataset"] in ("sample", ["sample"]) and at.query_params["epochs"] in ("8", ["8"])
 
 
