@@ -11,6 +11,7 @@ from PIL import Image
 from core import synth
 from core.backbones import data_config
 from core.device import Runtime, select_runtime
+from core.config import DEFAULT_VIEWS
 from core.package import ModelSpec, save_package
 from core.predict import Predictor
 from core.model import Task
@@ -24,14 +25,14 @@ __all__ = ["run"]
 P50_GOAL_MS = 30.0
 
 
-def package(cfg: PredictCfg, ctx: Context) -> str:
-    """Save a random-weight model as a real Graft model package and return its folder."""
+def package(cfg: PredictCfg, ctx: Context, views: int = DEFAULT_VIEWS) -> str:
+    """Save a random-weight model as a real Graft model package (checking each photo ``views`` ways)."""
     model = make_model(cfg.backbone, cfg.size)
     dcfg = data_config(model.trunk)
     spec = ModelSpec(backbone=cfg.backbone, tasks=[Task("label", CLASSES, "ok")], classes=list(CLASSES),
                      image_size=cfg.size, mean=dcfg["mean"], std=dcfg["std"], interpolation=dcfg["interpolation"],
-                     good_class="ok", info={"strategy": "bench"})
-    return str(save_package(model, spec, ctx.subdir("prediction") / "model"))
+                     good_class="ok", info={"strategy": "bench"}, views=views)
+    return str(save_package(model, spec, ctx.subdir("prediction") / f"model-{views}"))
 
 
 def photos(cfg: PredictCfg, n: int) -> list[Image.Image]:
@@ -69,21 +70,22 @@ def measure(path: str, cfg: PredictCfg, precision: str, threads: int, batch: lis
 
 
 def run(cfg: PredictCfg, ctx: Context) -> Section:
-    path = package(cfg, ctx)
+    paths = {views: package(cfg, ctx, views) for views in sorted({DEFAULT_VIEWS, 1}, reverse=True)}
     batch = photos(cfg, cfg.batch_images)
     graft = select_runtime()  # what Predictor.load picks by default on this machine
     other = "fp32" if graft.precision != "fp32" else "bf16"
-    setups = [(graft.precision, graft.threads), (other, graft.threads)]
+    setups = [(graft.precision, graft.threads, DEFAULT_VIEWS), (graft.precision, graft.threads, 1),
+              (other, graft.threads, 1)]
     if graft.threads > 1:
-        setups.append((graft.precision, 1))
+        setups.append((graft.precision, 1, 1))
     results: dict[str, dict[str, float]] = {}
-    for precision, threads in setups:
-        name = f"{precision}, {threads} thread{'s' if threads > 1 else ''}"
-        results[name] = r = measure(path, cfg, precision, threads, batch)
+    for precision, threads, views in dict.fromkeys(setups):
+        name = _setup_name(precision, threads, views)
+        results[name] = r = measure(paths[views], cfg, precision, threads, batch)
         ctx.log(f"  {name}: p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms, batch {r['batch_ips']:.1f} img/s")
-    default = f"{graft.precision}, {graft.threads} thread{'s' if graft.threads > 1 else ''}"
-    table = Table(["precision, torch threads", "p50 ms", "p95 ms", "of which preprocess ms", "of which model ms",
-                   f"batch of {cfg.batch}: photos/s"])
+    default = _setup_name(graft.precision, graft.threads, DEFAULT_VIEWS)
+    table = Table(["precision, torch threads, views", "p50 ms", "p95 ms", "of which preprocess ms",
+                   "of which model ms", f"batch of {cfg.batch}: photos/s"])
     for name, r in results.items():
         mark = " (Graft's default here)" if name == default else ""
         table.rows.append([name + mark, fmt(r["p50"]), fmt(r["p95"]), fmt(r["preprocess"]), fmt(r["model"]),
@@ -94,10 +96,17 @@ def run(cfg: PredictCfg, ctx: Context) -> Section:
     notes = [f"`Predictor.predict_one` on a {cfg.photo[0]}×{cfg.photo[1]} PIL photo, {cfg.n} calls after "
              f"{cfg.warmup} warm-up calls; batch throughput is `Predictor.predict` over {len(batch)} PIL photos. "
              "Preprocess = `Predictor.preprocess` (resize to the model size); model = `probs_from_arrays` "
-             "for one photo (normalise, forward, softmax). The goal is judged on Graft's default row."]
+             "for one photo (normalise, forward, softmax). The goal is judged on Graft's default row.",
+             f"Views: a model checks each photo {DEFAULT_VIEWS} ways by default (mirrored and turned, then averaged: "
+             "fewer mistakes on real photos, section 7 \"Test-time views\"), which costs about that many forward "
+             "passes; \"Check each photo 8 ways\" off on the Model page gives the 1-view rows."]
     best = min(results, key=lambda k: results[k]["p50"])
     if best != default:
         notes.append(f"For a single photo '{best}' is faster than Graft's default '{default}' "
                      f"({results[best]['p50']:.1f} ms against {p50:.1f} ms).")
     return Section("prediction", "4. Prediction", "How fast a saved model scores one photo, and many.",
                    [table], goals, notes, data={"results": results, "default": default})
+
+
+def _setup_name(precision: str, threads: int, views: int) -> str:
+    return f"{precision}, {threads} thread{'s' if threads > 1 else ''}, {views} view{'s' if views > 1 else ''}"
