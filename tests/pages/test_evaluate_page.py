@@ -297,3 +297,13 @@ def test_the_uncertain_band_shows_its_cost_and_is_saved_with_the_run(ws: Path) -
     assert not at.exception
     assert json.loads((run / "model" / "decision.json").read_text())["uncertain_band"] == pytest.approx(0.3)
     assert any(e.label.startswith("Uncertain answers go to a person: band 0.300 wide") for e in at.expander)
+
+
+def test_offline_advice_offers_only_what_this_computer_can_do(ws: Path) -> None:
+    from core.advice import WEIGHTS_COMMAND
+
+    at = run_page(ws)  # offline (HF_HUB_OFFLINE=1), and r1 started from scratch
+    shown = " ".join(e.value for e in [*at.error, *at.warning, *at.info, *at.success])
+    assert "Bring a weights file" in shown and f"`{WEIGHTS_COMMAND}`" in shown  # the command as code to copy
+    assert "Build on an earlier model of yours" in shown and "Good parts only" in shown
+    assert "starts from ImageNet" not in shown and "pretrained" not in shown
