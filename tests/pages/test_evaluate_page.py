@@ -307,3 +307,18 @@ def test_offline_advice_offers_only_what_this_computer_can_do(ws: Path) -> None:
     assert "Bring a weights file" in shown and f"`{WEIGHTS_COMMAND}`" in shown  # the command as code to copy
     assert "Build on an earlier model of yours" in shown and "Good parts only" in shown
     assert "starts from ImageNet" not in shown and "pretrained" not in shown
+
+
+def test_the_verdict_needs_neither_pytorch_nor_scikit_learn(ws: Path) -> None:
+    """What Evaluate, Test and Runs draw first (the views, the run list, the verdict, the decision) loads
+    neither PyTorch nor scikit-learn: those take seconds on a fresh server, after the verdict is on screen."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ui.evaluate_views, ui.runs_views; from core.verdict import judge_run; "
+            "from core.decision import read_decision; "
+            f"assert judge_run({str(ws / 'runs' / 'r1')!r}) is not None; read_decision({str(ws / 'runs' / 'r1')!r}); "
+            "print(sorted(m for m in ('torch', 'timm', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "[]"
