@@ -31,6 +31,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "real": ("realphotos", "real"),
     "ddp": ("ddp", "ddp"),  # issue 13: one run on 1 vs 2 DDP processes
     "anomaly": ("anomaly", "anomaly"),  # issue 11: good parts only (anomaly detection) on MVTec bottle
+    "firstpaint": ("firstpaint", "firstpaint"),  # issue 12: the app's first paint on a fresh server
 }
 
 

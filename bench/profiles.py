@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "RealCfg", "DdpCfg",
-           "AnomalyCfg", "Profile", "PROFILES"]
+           "AnomalyCfg", "FirstPaintCfg", "Profile", "PROFILES"]
 
 STRATEGIES: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive", "multi-task", "scratch")
 
@@ -157,6 +157,17 @@ class AnomalyCfg:
 
 
 @dataclass(frozen=True)
+class FirstPaintCfg:
+    """9. The app's first paint on a fresh server (issue 12): a direct link per page in headless Chromium."""
+
+    pages: tuple[str, ...] = ("model", "evaluate", "test", "runs")  # empty: skipped
+    query: str = "?dataset=sample&run=r1"
+    width: int = 1440
+    shot_every_ms: int = 200
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     speed: SpeedCfg = field(default_factory=SpeedCfg)
@@ -168,6 +179,7 @@ class Profile:
     real: RealCfg = field(default_factory=RealCfg)
     ddp: DdpCfg = field(default_factory=DdpCfg)
     anomaly: AnomalyCfg = field(default_factory=AnomalyCfg)
+    firstpaint: FirstPaintCfg = field(default_factory=FirstPaintCfg)
 
 
 FULL = Profile("full")
@@ -202,6 +214,7 @@ TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meani
                  bottle_methods=("probe", "fine-tune"), epochs=1, plain_epochs=1, workers=1),
     ddp=DdpCfg(backbone="test_resnet", size=32, per_class=6, batch=4, epochs=2, repeats=0),  # 0: skipped (torchrun start-up)
     anomaly=AnomalyCfg(size=64, train_photos=20, batch=4, predict_n=2, test_per_type=3),
+    firstpaint=FirstPaintCfg(pages=()),  # a browser and fresh servers: not for the smoke test
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (FULL, QUICK, TINY)}
