@@ -50,8 +50,8 @@ def offline_ways(has_models: bool = True, good_class: str | None = None, good_pa
                    "the file the moment it arrives and never runs code from it.", WEIGHTS_COMMAND)]
     if has_models:
         ways.append(Advice("tip", "Build on an earlier model of yours",
-                           f"Choose “An earlier model of yours” {where}: it keeps what that model learned and adapts "
-                           "it to these photos."))
+                           f"Choose “An earlier model of yours” {where}: it keeps what that model learned and "
+                           "adapts it to these photos."))
     else:
         ways.append(Advice("tip", "Build on an earlier model",
                            "Once any model has been trained here (or copied into the workspace's runs folder), it "
@@ -213,6 +213,7 @@ def _advice_start(config: dict[str, Any], check: dict[str, Any], metrics: dict[s
     counts = {c: int(n) for c, n in (check.get("counts") or {}).items()}
     started = Advice("tip", "Started from scratch",
                      "A model that starts from one that already knows photos usually needs far fewer photos for the "
-                     "same result. This computer can't download ImageNet weights; the tips below work without the internet.")
+                     "same result. This computer can't download ImageNet weights; the tips below work without the "
+                     "internet.")
     return [started, *offline_ways(has_models, good, recommend_anomaly(counts, good) if good else None)]
 

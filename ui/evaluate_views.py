@@ -42,8 +42,8 @@ from ui.verdict_views import verdict_banner, verdict_of
 __all__ = ["evaluable_runs", "choose_run", "render_evaluate", "render_headline", "render_threshold",
            "render_targets", "render_test_view", "render_confusion", "render_per_class", "render_roc",
            "render_mistakes", "render_advice", "advice_for", "imagenet_here", "render_downloads", "confusion_figure",
-           "tradeoff_figure", "roc_figure", "per_class_frame", "cell_from_selection", "pct_range", "SPLIT_WORDS", "fmt_size",
-           "graft_model_button"]
+           "tradeoff_figure", "roc_figure", "per_class_frame", "cell_from_selection", "pct_range", "SPLIT_WORDS",
+           "fmt_size", "graft_model_button"]
 
 _ERROR_RED = "#FCA5A5"  # light red for mistake cells; BAD for the darkest
 _TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.04, xanchor="left", x=0)
@@ -236,11 +236,12 @@ def _side_by_side(tune: Predictions, held: Predictions, chosen: float) -> None:
         return
     row = flow()
     with row.container():
-        st.markdown(f"**On the {len(tune.images)} {SPLIT_WORDS[tune.split]}**",
+        # short headings: with their help icon they stay on one line at 900 px, so both card columns start level
+        st.markdown(f"**{len(tune.images)} {SPLIT_WORDS[tune.split]}**",
                     help="The photos the threshold is chosen on (never the test photos).")
         _point_metrics(at_threshold(tune, chosen), "validation" if tune.split == "val" else "out-of-fold")
     with row.container():
-        st.markdown(f"**On the {len(held.images)} {SPLIT_WORDS[held.split]} · held out**",
+        st.markdown(f"**{len(held.images)} {SPLIT_WORDS[held.split]} · held out**",
                     help="Photos that played no part in choosing the threshold: what to expect on the line.")
         _point_metrics(at_threshold(held, chosen), "held out")
 

@@ -310,14 +310,17 @@ def test_offline_advice_offers_only_what_this_computer_can_do(ws: Path) -> None:
 
 
 def test_the_verdict_needs_neither_pytorch_nor_scikit_learn(ws: Path) -> None:
-    """What Evaluate, Test and Runs draw first (the views, the run list, the verdict, the decision) loads
-    neither PyTorch nor scikit-learn: those take seconds on a fresh server, after the verdict is on screen."""
+    """What Evaluate, Test and Runs draw first (the views, the run names, the runs table, the verdict, the decision)
+    loads neither PyTorch nor scikit-learn: those take seconds on a fresh server, after the verdict is on screen."""
     import subprocess
     import sys
 
-    code = ("import sys, ui.evaluate_views, ui.runs_views; from core.verdict import judge_run; "
-            "from core.decision import read_decision; "
-            f"assert judge_run({str(ws / 'runs' / 'r1')!r}) is not None; read_decision({str(ws / 'runs' / 'r1')!r}); "
+    run = str(ws / "runs" / "r1")
+    code = ("import sys, ui.evaluate_views as ev, ui.runs_views as rv; from core.verdict import judge_run; "
+            "from core.decision import read_decision; from core.workspace import Workspace; "
+            f"runs = Workspace({str(ws)!r}).list_runs(); labels = ev._run_labels(runs); frame = rv.runs_frame(runs); "
+            f"assert judge_run({run!r}) is not None and read_decision({run!r}) and len(frame) == 1; "
+            "assert 'From scratch' in labels[runs[0]['path']]; "
             "print(sorted(m for m in ('torch', 'timm', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
