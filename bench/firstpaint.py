@@ -104,6 +104,16 @@ def _non_white(png: bytes) -> bool:
     return grey.getextrema()[0] < 235  # anything darker than a faint tint: a skeleton, a bar, text
 
 
+def _shot_non_white(page: Any) -> bool:
+    """Whether a screenshot now shows anything but white (a screenshot the browser refuses mid-load: no)."""
+    from playwright.sync_api import Error
+
+    try:
+        return _non_white(page.screenshot())
+    except Error:
+        return False
+
+
 def watch_page(browser: Any, url: str, slug: str, cfg: FirstPaintCfg, shots: bool) -> Watch:
     """Open ``url/slug`` in a new tab and note when each moment first happens (see :class:`Watch`)."""
     heading, useful_js, _ = PAGES[slug]
@@ -115,7 +125,7 @@ def watch_page(browser: Any, url: str, slug: str, cfg: FirstPaintCfg, shots: boo
     try:
         while time.monotonic() - t0 < cfg.timeout_s:
             now = round(time.monotonic() - t0, 2)
-            if shots and seen.non_white is None and _non_white(page.screenshot()):
+            if shots and seen.non_white is None and _shot_non_white(page):
                 seen.non_white = now
             h1, useful, running = page.evaluate(state_js)
             if h1 == heading and seen.heading is None:
