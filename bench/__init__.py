@@ -32,6 +32,7 @@ SECTIONS: dict[str, tuple[str, str]] = {
     "ddp": ("ddp", "ddp"),  # issue 13: one run on 1 vs 2 DDP processes
     "anomaly": ("anomaly", "anomaly"),  # issue 11: good parts only (anomaly detection) on MVTec bottle
     "eta": ("eta", "eta"),  # issue 12: the whole run's time left and start-up, on real runs
+    "firstpaint": ("firstpaint", "firstpaint"),  # issue 12: the app's first paint on a fresh server
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = ["SpeedCfg", "OverheadCfg", "FeaturesCfg", "PredictCfg", "TransferCfg", "MemoryCfg", "RealCfg", "DdpCfg",
-           "AnomalyCfg", "EtaCfg", "Profile", "PROFILES"]
+           "AnomalyCfg", "EtaCfg", "FirstPaintCfg", "Profile", "PROFILES"]
 
 STRATEGIES: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive", "multi-task", "scratch")
 
@@ -177,6 +177,17 @@ class EtaCfg:
 
 
 @dataclass(frozen=True)
+class FirstPaintCfg:
+    """10. The app's first paint on a fresh server (issue 12): a direct link per page in headless Chromium."""
+
+    pages: tuple[str, ...] = ("model", "evaluate", "test", "runs")  # empty: skipped
+    query: str = "?dataset=sample&run=r1"
+    width: int = 1440
+    shot_every_ms: int = 200
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     speed: SpeedCfg = field(default_factory=SpeedCfg)
@@ -189,6 +200,7 @@ class Profile:
     ddp: DdpCfg = field(default_factory=DdpCfg)
     anomaly: AnomalyCfg = field(default_factory=AnomalyCfg)
     eta: EtaCfg = field(default_factory=EtaCfg)
+    firstpaint: FirstPaintCfg = field(default_factory=FirstPaintCfg)
 
 
 FULL = Profile("full")
@@ -226,6 +238,7 @@ TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meani
     anomaly=AnomalyCfg(size=64, train_photos=20, batch=4, predict_n=2, test_per_type=3),
     eta=EtaCfg(runs=(("fine-tune", 4, 2, 32, 1),), batch=4, fallback_backbone="test_resnet", generated=True,
                generated_size=48, timeout_s=300.0),
+    firstpaint=FirstPaintCfg(pages=()),  # a browser and fresh servers: not for the smoke test
 )
 
 PROFILES: dict[str, Profile] = {p.name: p for p in (FULL, QUICK, TINY)}

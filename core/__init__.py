@@ -27,7 +27,7 @@ _EXPORTS: dict[str, str] = {
     "Preprocessing": "preprocess", "model_pixels": "preprocess",
     "fmt_pct": "numbers", "fmt_range": "numbers", "fmt_against": "numbers", "fmt_score": "numbers",
     "evaluate_model": "evaluate",
-    "ModelSpec": "package", "load_package": "package", "resolve_model_dir": "package",
+    "ModelSpec": "package", "load_package": "package", "resolve_model_dir": "modeldir",
     "Predictor": "predict", "Prediction": "predict", "list_images": "predict",
     "RunFolder": "runs", "launch_run": "runs", "list_runs": "runs", "new_run_dir": "runs",
     "read_status": "runs", "request_stop": "runs", "ACTIVE_STATES": "runs", "FINAL_STATES": "runs",

@@ -1,4 +1,9 @@
-"""What to try next, in plain words, from a run's metrics, training curves and data check."""
+"""What to try next, in plain words, from a run's metrics, training curves and data check.
+
+Advice never recommends what this computer can't do: without pretrained ImageNet weights (offline, and not
+in the hub cache) it points to the real ways forward instead, :func:`offline_ways`, the same words the
+Model page shows.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,57 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["Advice", "advise"]
+__all__ = ["Advice", "advise", "offline_ways", "WEIGHTS_COMMAND"]
+
+# what to run on a computer with internet to carry ImageNet weights into an air-gapped plant
+WEIGHTS_COMMAND = "python -m core weights download resnet18.a1_in1k --out resnet18.safetensors"
 
 
 @dataclass(frozen=True)
 class Advice:
-    """One plain-words suggestion. ``level`` is ``problem``, ``warning``, ``tip`` or ``good``."""
+    """One plain-words suggestion. ``level`` is ``problem``, ``warning``, ``tip`` or ``good``; ``command``
+    is a command line to copy, shown apart from the words (empty when there is none)."""
 
     level: str
     title: str
     detail: str
+    command: str = ""
+
+
+def offline_ways(has_models: bool = True, good_class: str | None = None, good_parts_reason: str | None = None,
+                 where: str = "on the Model page") -> list[Advice]:
+    """The real ways forward when this computer can't download pretrained weights, as ``tip`` advice.
+
+    Args:
+        has_models: whether a finished Graft model exists here to build on.
+        good_class: the dataset's class of good parts (None: good-parts-only mode isn't offered).
+        good_parts_reason: why good-parts-only mode suits these photos (:func:`core.recommend_anomaly`), if it does.
+        where: where the reader finds the start point choice ("above" on the Model page itself).
+
+    Returns:
+        A weights file first (with :data:`WEIGHTS_COMMAND`), then an earlier model, then good-parts-only mode.
+    """
+    from .config import STRATEGY_CARD_NAMES, Strategy
+
+    ways = [Advice("tip", "Bring a weights file",
+                   "On any computer with internet and Graft, run the command below, copy the file (about 45 MB) "
+                   f"on a USB stick, then choose “A weights file” {where} and the ResNet-18 backbone. Graft checks "
+                   "the file the moment it arrives and never runs code from it.", WEIGHTS_COMMAND)]
+    if has_models:
+        ways.append(Advice("tip", "Build on an earlier model of yours",
+                           f"Choose “An earlier model of yours” {where}: it keeps what that model learned and "
+                           "adapts it to these photos."))
+    else:
+        ways.append(Advice("tip", "Build on an earlier model",
+                           "Once any model has been trained here (or copied into the workspace's runs folder), it "
+                           "can be the start of the next one."))
+    if good_class:
+        why = good_parts_reason or (f"It learns what good '{good_class}' parts look like and flags anything "
+                                    "different, without defect photos.")
+        ways.append(Advice("tip", f"Try “{STRATEGY_CARD_NAMES[Strategy.ANOMALY]}”",
+                           f"{why} It also needs a start that already knows photos: a weights file or an earlier "
+                           "model."))
+    return ways
 
 
 FEW_TRAIN_PER_CLASS = 30  # below this, pretrained starts and feature extraction matter most
@@ -25,7 +71,8 @@ IMBALANCE_ADVICE = 3.0
 
 
 def advise(metrics: dict[str, Any], events: Sequence[dict[str, Any]] = (), check: dict[str, Any] | None = None,
-           config: dict[str, Any] | None = None) -> list[Advice]:
+           config: dict[str, Any] | None = None, pretrained: bool | None = None,
+           has_models: bool = True) -> list[Advice]:
     """What to try next, most important first, from a run's metrics, training curves and data check.
 
     Args:
@@ -33,13 +80,24 @@ def advise(metrics: dict[str, Any], events: Sequence[dict[str, Any]] = (), check
         events: the run's events (only ``epoch`` events are used).
         check: the run's ``check.json`` (class counts, imbalance).
         config: the run's ``config.json`` (start point, strategy).
+        pretrained: whether this computer can get ImageNet weights (online, or in the hub cache); None asks
+            :func:`core.hub.pretrained_available` (at most a few seconds). When it can't, no advice
+            recommends them: the ways forward are :func:`offline_ways`.
+        has_models: whether a finished model exists here to build on (for the offline ways).
 
     Returns:
         A list of :class:`Advice`; a single ``good`` one when nothing stands out.
     """
+    if pretrained is None:
+        from .hub import pretrained_available
+
+        pretrained = pretrained_available()
+    check = check or {}
+    start = _start_words(pretrained)
     epochs = [e for e in events if e.get("event") == "epoch"]
-    found = [*_advice_collapse(metrics), *_advice_data(metrics, check or {}), *_advice_curves(epochs, metrics),
-             *_advice_classes(metrics), *_advice_threshold(metrics), *_advice_start(config or {}, check or {})]
+    found = [*_advice_collapse(metrics, start), *_advice_data(metrics, check, start),
+             *_advice_curves(epochs, metrics, start), *_advice_classes(metrics), *_advice_threshold(metrics),
+             *_advice_start(config or {}, check, metrics, pretrained, has_models)]
     order = {"problem": 0, "warning": 1, "tip": 2}
     found.sort(key=lambda a: order.get(a.level, 3))
     if not any(a.level in ("problem", "warning") for a in found):  # lead with the good news, then the tips
@@ -49,16 +107,21 @@ def advise(metrics: dict[str, Any], events: Sequence[dict[str, Any]] = (), check
     return found
 
 
-def _advice_collapse(metrics: dict[str, Any]) -> list[Advice]:
+def _start_words(pretrained: bool) -> str:
+    """A start that already knows photos, in words this computer can follow."""
+    return "a pretrained or earlier model" if pretrained else "a weights file or an earlier model"
+
+
+def _advice_collapse(metrics: dict[str, Any], start: str) -> list[Advice]:
     predicted, classes = metrics.get("predicted_classes") or [], metrics.get("classes") or []
     if len(predicted) == 1 and len(classes) > 1:
         return [Advice("problem", f"The model answers '{predicted[0]}' for every photo",
-                       "It has not learned to tell the classes apart yet. Train for more epochs, start from a "
-                       "pretrained or earlier model, or add photos to the smaller classes.")]
+                       f"It has not learned to tell the classes apart yet. Train for more epochs, start from {start}, "
+                       "or add photos to the smaller classes.")]
     return []
 
 
-def _advice_data(metrics: dict[str, Any], check: dict[str, Any]) -> list[Advice]:
+def _advice_data(metrics: dict[str, Any], check: dict[str, Any], start: str) -> list[Advice]:
     out = []
     counts = {c: int(n) for c, n in (check.get("counts") or {}).items() if n}
     if counts:
@@ -66,7 +129,7 @@ def _advice_data(metrics: dict[str, Any], check: dict[str, Any]) -> list[Advice]
         if counts[small] < FEW_TRAIN_PER_CLASS:
             out.append(Advice("warning", f"Few photos: '{small}' has only {counts[small]}",
                               f"Aim for at least {FEW_TRAIN_PER_CLASS}, better 50 or more, per class. With few photos, "
-                              "start from a pretrained model and use feature extraction."))
+                              f"start from {start} and use feature extraction."))
         ratio = max(counts.values()) / max(1, counts[small])
         if ratio >= IMBALANCE_ADVICE:
             big = max(counts, key=counts.get)
@@ -82,7 +145,7 @@ def _advice_data(metrics: dict[str, Any], check: dict[str, Any]) -> list[Advice]
     return out
 
 
-def _advice_curves(epochs: list[dict[str, Any]], metrics: dict[str, Any]) -> list[Advice]:
+def _advice_curves(epochs: list[dict[str, Any]], metrics: dict[str, Any], start: str) -> list[Advice]:
     if len(epochs) < 2:
         return []
     last = epochs[-1]
@@ -93,10 +156,10 @@ def _advice_curves(epochs: list[dict[str, Any]], metrics: dict[str, Any]) -> lis
     if train_acc is not None and val_acc is not None and (train_acc - val_acc > 0.15 and train_acc > 0.85 or rising):
         out.append(Advice("warning", "It learns the training photos by heart (overfitting)",
                           f"Training accuracy {train_acc:.0%} but validation {val_acc:.0%}. Add photos, use feature "
-                          "extraction (fewer weights to learn), or start from a pretrained model."))
+                          f"extraction (fewer weights to learn), or start from {start}."))
     elif train_acc is not None and train_acc < 0.7:
         out.append(Advice("warning", f"It hasn't learned the training photos yet ({train_acc:.0%} right)",
-                          "Train for more epochs, or start from a pretrained or earlier model."))
+                          f"Train for more epochs, or start from {start}."))
     best, run = metrics.get("best_epoch"), metrics.get("epochs_run") or len(epochs)
     if best is not None and best >= run and not metrics.get("stopped_early") and val_acc is not None and val_acc < 0.98:
         out.append(Advice("tip", "Still improving at the last epoch",
@@ -136,10 +199,21 @@ def _advice_threshold(metrics: dict[str, Any]) -> list[Advice]:
     return []
 
 
-def _advice_start(config: dict[str, Any], check: dict[str, Any]) -> list[Advice]:
+def _advice_start(config: dict[str, Any], check: dict[str, Any], metrics: dict[str, Any], pretrained: bool,
+                  has_models: bool) -> list[Advice]:
     if str(config.get("start", "")) != "scratch":
         return []
-    return [Advice("tip", "Started from scratch",
-                   "A model that starts from ImageNet or from an earlier model of yours usually needs far fewer "
-                   "photos for the same result. Try it on the Model page.")]
+    if pretrained:
+        return [Advice("tip", "Started from scratch",
+                       "A model that starts from ImageNet or from an earlier model of yours usually needs far fewer "
+                       "photos for the same result. Try it on the Model page.")]
+    from .anomaly_choice import recommend_anomaly
+
+    good = metrics.get("good_class") or config.get("good_class")
+    counts = {c: int(n) for c, n in (check.get("counts") or {}).items()}
+    started = Advice("tip", "Started from scratch",
+                     "A model that starts from one that already knows photos usually needs far fewer photos for the "
+                     "same result. This computer can't download ImageNet weights; the tips below work without the "
+                     "internet.")
+    return [started, *offline_ways(has_models, good, recommend_anomaly(counts, good) if good else None)]
 

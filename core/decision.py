@@ -84,7 +84,7 @@ def read_decision(path: str | Path) -> Decision:
     Raises:
         GraftError: no model, or ``model.json`` names a decision file that is missing or damaged.
     """
-    from .package import SPEC_FILE, resolve_model_dir
+    from .modeldir import SPEC_FILE, resolve_model_dir
 
     model_dir = resolve_model_dir(path)
     spec = read_json(model_dir / SPEC_FILE, {}) or {}
@@ -120,7 +120,7 @@ def save_decision(path: str | Path, *, threshold: float | None = None, uncertain
     Raises:
         GraftError: no finished model, a threshold without a good class, or a value out of range.
     """
-    from .package import SPEC_FILE, resolve_model_dir
+    from .modeldir import SPEC_FILE, resolve_model_dir
 
     model_dir = resolve_model_dir(path)
     current = read_decision(model_dir)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 __all__ = ["Rate", "StepRate", "Smoother", "Task", "RunShape", "RunClock", "plan_run", "priors", "estimate_seconds",

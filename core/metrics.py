@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support,
-                             roc_auc_score, roc_curve)
 
 __all__ = ["decide", "choose_threshold", "score", "defect_scores", "wilson_interval", "Rate", "uncertain_mask",
            "answers", "band_summary", "bootstrap_auc_range", "bootstrap_balanced_range", "metric_ranges",
@@ -104,6 +102,8 @@ def choose_threshold(y: np.ndarray, probs: np.ndarray, classes: list[str], good_
     is_defect = y != classes.index(good_class)
     if is_defect.all() or not is_defect.any():
         return 0.5
+    from sklearn.metrics import roc_curve  # here, not at the top: the app's pages import this module (~1 s)
+
     fpr, tpr, thr = roc_curve(is_defect, defect_scores(probs, classes, good_class), drop_intermediate=False)
     thr = np.clip(thr, 0.0, 1.0)  # the first threshold is +inf ("flag nothing")
     j = tpr - fpr
@@ -129,6 +129,8 @@ def score(y: np.ndarray, probs: np.ndarray, classes: list[str], good_class: str 
     Macro scores average over the classes present in ``y`` only; a class with no photos here gets
     ``None`` for recall and F1 (shown as "–"), and a precision only if the model named it.
     """
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
     labels = list(range(len(classes)))
     pred = decide(probs, classes, good_class, threshold)
     p, r, f, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
@@ -156,6 +158,8 @@ def score(y: np.ndarray, probs: np.ndarray, classes: list[str], good_class: str 
 
 def _defect_metrics(y: np.ndarray, probs: np.ndarray, pred: np.ndarray, classes: list[str],
                     good_class: str, threshold: float | np.ndarray) -> dict[str, Any]:
+    from sklearn.metrics import roc_auc_score
+
     g = classes.index(good_class)
     is_defect, flagged = y != g, pred != g
     scores = defect_scores(probs, classes, good_class)

@@ -18,13 +18,14 @@ from .decision import DECISION_FILE, Decision, read_decision, write_decision
 from .errors import GraftError
 from .jsonio import read_json, write_json_atomic
 from .model import GraftModel, Task
+from .modeldir import SPEC_FILE, WEIGHTS_FILE, resolve_model_dir  # torch-free (decision, verdict)
 from .preprocess import Preprocessing
 from .weights import load_state_dict_file
 
 __all__ = ["ModelSpec", "save_package", "load_package", "resolve_model_dir", "trunk_from_run", "model_package_zip",
            "training_photo_hashes", "WEIGHTS_FILE", "SPEC_FILE", "TRAINING_PHOTOS_FILE"]
 
-WEIGHTS_FILE, SPEC_FILE, FORMAT = "model.safetensors", "model.json", "graft-model"
+FORMAT = "graft-model"
 MEMORY_FILE = "memory.safetensors"  # a good-parts-only model's memory bank (core.anomaly)
 TRAINING_PHOTOS_FILE, _PHOTOS_FORMAT = "training_photos.json", "graft-training-photos"
 
@@ -147,15 +148,6 @@ def training_photo_hashes(path: str | Path) -> set[str] | None:
     if not isinstance(data, dict) or data.get("format") != _PHOTOS_FORMAT:
         return None
     return {str(h) for h in data.get("sha256", [])}
-
-
-def resolve_model_dir(path: str | Path) -> Path:
-    """Accept a run folder or its ``model/`` folder."""
-    path = Path(path)
-    for candidate in (path, path / "model"):
-        if (candidate / SPEC_FILE).is_file():
-            return candidate
-    raise GraftError(f"No finished model in '{path}'.", hint="Pick a run that finished, or its model/ folder.")
 
 
 def load_package(path: str | Path) -> tuple[GraftModel, ModelSpec]:

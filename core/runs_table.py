@@ -37,7 +37,7 @@ def strategy_words(strategy: object) -> str:
 def backbone_words(name: str) -> str:
     """The friendly name of a curated backbone (``resnet18`` or ``resnet18.a1_in1k`` -> ``ResNet-18``),
     else the timm name without its pretrained tag."""
-    from .backbones import CURATED
+    from .catalogue import CURATED  # torch-free: the pages name runs before PyTorch is loaded
 
     base = str(name or "").split(".")[0]
     return next((b.label for b in CURATED if b.name.split(".")[0] == base), base)

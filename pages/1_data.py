@@ -57,14 +57,14 @@ def saved_datasets(ws: Workspace) -> None:
     if not names:
         return
     current = current_dataset()
-    left, right = st.columns([5, 2], vertical_alignment="bottom")
+    left = right = st.container(horizontal=True, vertical_alignment="bottom")  # the button keeps its label at 900 px
     picked = left.selectbox("Open a saved dataset", names, index=names.index(current) if current in names else None,
                             placeholder="Choose a dataset")
     if picked and picked != current:
         select_dataset(picked)
         st.rerun()
     if current:
-        with right.popover("Rename or delete", icon=":material/edit:", width="stretch"):
+        with right.popover("Rename or delete", icon=":material/edit:", width="content"):
             manage(ws, current)
 
 

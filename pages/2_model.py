@@ -61,7 +61,8 @@ def backbone_section(ws: Workspace, choices: dict[str, Any]) -> None:
     for row in range(0, len(backbones), 3):  # row by row, so the cards of a row line up
         cols = st.columns(3)
         for col, (i, info) in zip(cols, list(enumerate(backbones))[row:row + 3]):
-            with col.container(border=True, key=f"backbone_card_{i}", height="stretch"):
+            with col.container(border=True, key=f"backbone_card_{i}", height="stretch",
+                               vertical_alignment="distribute"):  # words at the top, the button at the foot
                 backbone_card(info, choices["backbone"] == info.name, speeds.get(info.name), i)
     measure_speeds(ws, int(choices["image_size"]))
     other_backbone(choices)
@@ -87,13 +88,14 @@ def measure_speeds(ws: Workspace, image_size: int) -> None:
 
 
 def backbone_card(info, selected: bool, speed: dict[str, float] | None, i: int) -> None:
-    st.markdown(f"**{info.label}**")
-    if info.name == core.DEFAULT_BACKBONE:  # coloured text, not a badge: a badge is cut off in a narrow card
-        st.markdown(RECOMMENDED)
-    st.write(info.blurb)
-    # ImageNet accuracy means something only when its ImageNet weights can be the start
-    imagenet = f" · ImageNet accuracy {info.top1:.1f}%" if info.top1 and st.session_state.get("online") else ""
-    st.caption(f"{info.params_m:.1f} M parameters{imagenet}  \n{speed_text(info, speed)}")
+    with st.container():  # the words; the card spreads them and its button, so the buttons of a row line up
+        st.markdown(f"**{info.label}**")
+        if info.name == core.DEFAULT_BACKBONE:  # coloured text, not a badge: a badge is cut off in a narrow card
+            st.markdown(RECOMMENDED)
+        st.write(info.blurb)
+        # ImageNet accuracy means something only when its ImageNet weights can be the start
+        imagenet = f" · ImageNet accuracy {info.top1:.1f}%" if info.top1 and st.session_state.get("online") else ""
+        st.caption(f"{info.params_m:.1f} M parameters{imagenet}  \n{speed_text(info, speed)}")
     if st.button("Selected" if selected else "Use this", key=f"use_backbone_{i}",
                  type="primary" if selected else "secondary", icon=":material/check:" if selected else None,
                  width="stretch"):
@@ -282,7 +284,8 @@ def strategy_section(choices: dict[str, Any], n_images: int) -> None:
     strategies = list(enumerate(Strategy))
     for row in range(0, len(strategies), 3):  # row by row, so the cards of a row line up
         for col, (i, strategy) in zip(st.columns(3), strategies[row:row + 3]):
-            with col.container(border=True, key=f"strategy_card_{i}", height="stretch"):
+            with col.container(border=True, key=f"strategy_card_{i}", height="stretch",
+                               vertical_alignment="distribute"):  # words at the top, the button at the foot
                 badge = Strategy.ANOMALY if anomaly and strategy == Strategy.ANOMALY else recommended
                 strategy_card(strategy, choices, badge, locked=scratch)
 
@@ -301,11 +304,12 @@ def anomaly_reason() -> tuple[str | None, bool]:
 def strategy_card(strategy: Strategy, choices: dict[str, Any], recommended: Strategy | None, locked: bool) -> None:
     title, text = STRATEGY_TEXT[strategy]
     selected = choices["strategy"] == strategy.value
-    st.markdown(f"**{title}**")
-    if strategy == recommended and not locked:
-        st.markdown(RECOMMENDED)
-    st.write(text)
-    st.caption(core.evidence_text(strategy))
+    with st.container():  # the words; the card spreads them and its button, so the buttons of a row line up
+        st.markdown(f"**{title}**")
+        if strategy == recommended and not locked:
+            st.markdown(RECOMMENDED)
+        st.write(text)
+        st.caption(core.evidence_text(strategy))
     disabled = locked and strategy != Strategy.SCRATCH
     if st.button("Selected" if selected else "Use this", key=f"use_strategy_{strategy.value}", disabled=disabled,
                  type="primary" if selected else "secondary", icon=":material/check:" if selected else None,

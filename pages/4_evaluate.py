@@ -2,7 +2,6 @@
 
 
 from ui.common import ensure_router, guarded, page_header
-from ui.evaluate_views import choose_run, render_evaluate
 
 ensure_router()  # a direct link to this page still gets the app frame
 
@@ -11,6 +10,8 @@ ensure_router()  # a direct link to this page still gets the app frame
 def main() -> None:
     page_header("Evaluate", "How good is the model on photos kept aside from training: defects caught, false alarms, "
                             "and where it goes wrong.")
+    from ui.evaluate_views import choose_run, render_evaluate  # after the header: it shows while these load
+
     run = choose_run()
     if run is not None:
         render_evaluate(run)

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from ui.common import ensure_router, guarded, page_header, workspace
-from ui.runs_views import render_compare, render_run_actions, render_runs_table
 
 ensure_router()  # a direct link to this page still gets the app frame
 
@@ -11,6 +10,8 @@ ensure_router()  # a direct link to this page still gets the app frame
 @guarded
 def main() -> None:
     page_header("Runs", "Every training run of this workspace: compare them, take a model with you, or build on one.")
+    from ui.runs_views import render_compare, render_run_actions, render_runs_table  # after the header (pandas)
+
     flash = st.session_state.pop("_runs_flash", None)
     if flash:
         st.success(flash, icon=":material/check_circle:")

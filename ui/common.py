@@ -440,12 +440,12 @@ def headline_metrics(metrics: dict[str, Any]) -> None:
     """The numbers a manager asks for first: accuracy, defects caught, false alarms, F1."""
     n, caught, px = metrics.get("n"), metrics.get("catch_rate"), METRIC_CARD_PX
     with st.container(horizontal=True):  # fixed-width cards wrap on a narrow screen instead of cutting numbers
-        st.metric("Accuracy", fmt_pct(metrics.get("accuracy"), 1), border=True, width=px,
+        st.metric("Accuracy", fmt_pct(metrics.get("accuracy")), border=True, width=px,
                   help=f"Share of {fmt_int(n)} held-back photos the model labelled correctly.")
-        st.metric("Defects caught (catch rate)", fmt_pct(caught, 1), border=True, width=px,
+        st.metric("Defects caught (catch rate)", fmt_pct(caught), border=True, width=px,
                   help=_count_help(metrics, "defects_caught", "defects", "defective parts flagged as defective "
                                    "(recall on defects)."))
-        st.metric("False alarms", fmt_pct(metrics.get("false_alarm_rate"), 1), border=True, width=px,
+        st.metric("False alarms", fmt_pct(metrics.get("false_alarm_rate")), border=True, width=px,
                   help=_count_help(metrics, "false_alarms", "good_parts", "good parts wrongly flagged as "
                                    "defective (false-positive rate)."))
         st.metric("Balanced score", f"{metrics['macro_f1']:.2f}" if metrics.get("macro_f1") is not None else "–",

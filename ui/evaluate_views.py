@@ -32,16 +32,18 @@ from core.results import (CHOSEN_ON_SPLIT, band_at, OperatingPoint, Predictions,
 from core.runs_table import default_run_name, run_names, stored_run_name
 from core.thresholds import save_threshold
 from core.verdict import held_out_words
+from ui.advice_views import render_advice
 from ui.charts import BAND_NOTE, TEMPLATE, plain, tradeoff_figure
-from ui.common import ACCENT, BAD, MUTED, current_run, fmt_pct, md_escape, select_run, show_error, workspace
+from ui.common import (ACCENT, BAD, MUTED, current_run, fmt_pct, md_escape, online, pretrained_cached, select_run,
+                       show_error, workspace)
 from ui.predict_views import HEATMAP_LEGEND, flow, model_stamp, photo_grid_rows
 from ui.verdict_views import verdict_banner, verdict_of
 
 __all__ = ["evaluable_runs", "choose_run", "render_evaluate", "render_headline", "render_threshold",
            "render_targets", "render_test_view", "render_confusion", "render_per_class", "render_roc",
-           "render_mistakes", "render_advice", "render_downloads", "confusion_figure", "tradeoff_figure",
-           "roc_figure", "per_class_frame", "cell_from_selection", "pct_range", "SPLIT_WORDS", "fmt_size",
-           "graft_model_button"]
+           "render_mistakes", "render_advice", "advice_for", "imagenet_here", "render_downloads", "confusion_figure",
+           "tradeoff_figure", "roc_figure", "per_class_frame", "cell_from_selection", "pct_range", "SPLIT_WORDS",
+           "fmt_size", "graft_model_button"]
 
 _ERROR_RED = "#FCA5A5"  # light red for mistake cells; BAD for the darkest
 _TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.04, xanchor="left", x=0)
@@ -234,11 +236,12 @@ def _side_by_side(tune: Predictions, held: Predictions, chosen: float) -> None:
         return
     row = flow()
     with row.container():
-        st.markdown(f"**On the {len(tune.images)} {SPLIT_WORDS[tune.split]}**",
+        # short headings: with their help icon they stay on one line at 900 px, so both card columns start level
+        st.markdown(f"**{len(tune.images)} {SPLIT_WORDS[tune.split]}**",
                     help="The photos the threshold is chosen on (never the test photos).")
         _point_metrics(at_threshold(tune, chosen), "validation" if tune.split == "val" else "out-of-fold")
     with row.container():
-        st.markdown(f"**On the {len(held.images)} {SPLIT_WORDS[held.split]} · held out**",
+        st.markdown(f"**{len(held.images)} {SPLIT_WORDS[held.split]} · held out**",
                     help="Photos that played no part in choosing the threshold: what to expect on the line.")
         _point_metrics(at_threshold(held, chosen), "held out")
 
@@ -547,14 +550,20 @@ def render_mistakes(preds: Predictions, threshold: float, images: dict[str, str]
 # --- advice ----------------------------------------------------------------------------------------
 
 
-_ADVICE_STYLE = {"problem": (st.error, ":material/error:"), "warning": (st.warning, ":material/warning:"),
-                 "tip": (st.info, ":material/lightbulb:"), "good": (st.success, ":material/thumb_up:")}
+def imagenet_here(backbone: str) -> bool:
+    """Whether this computer can start a model from ImageNet: online, or the weights of ``backbone`` (or the
+    default backbone) are in the hub cache. Torch-free: the probe ran in the background since the app started."""
+    from core.catalogue import DEFAULT_BACKBONE, curated
+
+    return online() or any(pretrained_cached(name) for name in {backbone, DEFAULT_BACKBONE} if curated(name))
 
 
-def render_advice(advice: list[Advice]) -> None:
-    for item in advice:
-        show, icon = _ADVICE_STYLE.get(item.level, (st.info, ":material/lightbulb:"))
-        show(f"**{md_escape(item.title)}**  \n{md_escape(item.detail)}", icon=icon)
+def advice_for(run_dir: str, files: dict[str, Any]) -> list[Advice]:
+    """:func:`core.advice.advise` for this run, knowing what this computer can do (offline: no ImageNet)."""
+    config = files["config"]
+    return advise(files["metrics"], files["events"], files["check"], config,
+                  pretrained=imagenet_here(str(config.get("backbone") or "")),
+                  has_models=bool(workspace().finished_models()))
 
 
 # --- downloads -------------------------------------------------------------------------------------
@@ -742,7 +751,7 @@ def render_evaluate(run_dir: str) -> None:
     _section("Mistakes", "The most confident mistakes first: they are often labelling errors worth fixing.")
     render_mistakes(held, threshold, images, run_dir)
     _section("What to try next")
-    render_advice(advise(metrics, files["events"], files["check"], config))
+    render_advice(advice_for(run_dir, files))
     _section("Take it with you")
     render_downloads(run_dir)
 

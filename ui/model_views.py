@@ -8,10 +8,12 @@ from typing import Any
 
 import streamlit as st
 
+from core.advice import offline_ways
 from core.config import RunConfig
 from core.errors import GraftError
 from core.workspace import Workspace
-from ui.common import fmt_duration, fmt_int
+from ui.advice_views import advice_markdown
+from ui.common import current_dataset, fmt_duration, fmt_int, workspace
 
 __all__ = ["backbone_speeds", "training_estimate", "thoroughness", "offline_advice", "check_weights_upload",
            "expected_duration_text"]
@@ -109,17 +111,19 @@ def offline_advice(n_images: int, n_classes: int, choices: dict[str, Any], speed
     took = f" It takes about {fmt_duration(seconds)} on this computer." if seconds is not None else ""
     st.warning(f"**From scratch on {fmt_int(n_images)} photos.** {expect}{took}", icon=":material/cloud_off:")
     with st.expander("Better ways forward without the internet", icon=":material/lightbulb:", expanded=True):
-        ways = ["**Bring a weights file.** On any computer with internet and Graft, run "
-                "`python -m core weights download resnet18.a1_in1k --out resnet18.safetensors`, copy the file "
-                "(about 45 MB) on a USB stick, then choose “A weights file” above and the ResNet-18 backbone. "
-                "Graft checks the file the moment it arrives and never runs code from it."]
-        if has_models:
-            ways.append("**Build on an earlier model of yours.** Choose “An earlier model of yours” above: it keeps "
-                        "what that model learned and adapts it to these photos.")
-        else:
-            ways.append("**Build on an earlier model.** Once any model has been trained here (or copied into the "
-                        "workspace's runs folder), it can be the start of the next one.")
-        st.markdown("\n".join(f"- {w}" for w in ways))
+        st.markdown("\n".join(f"- {advice_markdown(way, inline=True)}" for way in offline_ways(
+            has_models, *_good_parts(), where="above")))
+
+
+def _good_parts() -> tuple[str | None, str | None]:
+    """The current dataset's good class, and why good-parts-only mode suits it (if it does)."""
+    from core.anomaly_choice import recommend_anomaly
+
+    dataset = current_dataset()
+    if not dataset:
+        return None, None
+    info = workspace().dataset_info(dataset)
+    return info.good_class, recommend_anomaly(info.counts, info.good_class)
 
 
 # --- weights files, checked on arrival -----------------------------------------------------------------

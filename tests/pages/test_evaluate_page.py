@@ -297,3 +297,31 @@ def test_the_uncertain_band_shows_its_cost_and_is_saved_with_the_run(ws: Path) -
     assert not at.exception
     assert json.loads((run / "model" / "decision.json").read_text())["uncertain_band"] == pytest.approx(0.3)
     assert any(e.label.startswith("Uncertain answers go to a person: band 0.300 wide") for e in at.expander)
+
+
+def test_offline_advice_offers_only_what_this_computer_can_do(ws: Path) -> None:
+    from core.advice import WEIGHTS_COMMAND
+
+    at = run_page(ws)  # offline (HF_HUB_OFFLINE=1), and r1 started from scratch
+    shown = " ".join(e.value for e in [*at.error, *at.warning, *at.info, *at.success])
+    assert "Bring a weights file" in shown and f"`{WEIGHTS_COMMAND}`" in shown  # the command as code to copy
+    assert "Build on an earlier model of yours" in shown and "Good parts only" in shown
+    assert "starts from ImageNet" not in shown and "pretrained" not in shown
+
+
+def test_the_verdict_needs_neither_pytorch_nor_scikit_learn(ws: Path) -> None:
+    """What Evaluate, Test and Runs draw first (the views, the run names, the runs table, the verdict, the decision)
+    loads neither PyTorch nor scikit-learn: those take seconds on a fresh server, after the verdict is on screen."""
+    import subprocess
+    import sys
+
+    run = str(ws / "runs" / "r1")
+    code = ("import sys, ui.evaluate_views as ev, ui.runs_views as rv; from core.verdict import judge_run; "
+            "from core.decision import read_decision; from core.workspace import Workspace; "
+            f"runs = Workspace({str(ws)!r}).list_runs(); labels = ev._run_labels(runs); frame = rv.runs_frame(runs); "
+            f"assert judge_run({run!r}) is not None and read_decision({run!r}) and len(frame) == 1; "
+            "assert 'From scratch' in labels[runs[0]['path']]; "
+            "print(sorted(m for m in ('torch', 'timm', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "[]"

@@ -64,6 +64,19 @@ def test_offline_notice_and_six_backbone_cards(ws: Workspace) -> None:
     assert len(strategies) == 6 and [b.key for b in strategies if not b.disabled] == ["use_strategy_scratch"]
 
 
+
+def test_offline_ways_forward_are_the_advice_words(ws: Workspace) -> None:
+    from core.advice import WEIGHTS_COMMAND, offline_ways
+
+    ws.add_sample()
+    at = page(dataset="sample")
+    assert not at.exception
+    ways = [m for m in markdown(at) if m.startswith("- **Bring a weights file.**")]
+    assert ways, markdown(at)
+    for way in offline_ways(has_models=False, good_class="ok", where="above"):  # the same words as on Evaluate
+        assert f"**{way.title}.**" in ways[0].replace("\\", "")
+    assert f"`{WEIGHTS_COMMAND}`" in ways[0] and "choose “A weights file” above" in ways[0].replace("\\", "")
+
 def test_pick_another_curated_backbone(ws: Workspace) -> None:
     at = page()
     at.button(key="use_backbone_1").click().run()

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import FINAL_STATES, read_status
 from core.jsonio import write_json_atomic
+from core.numbers import fmt_pct
 from core.workspace import Workspace
 from tests.conftest import ROOT, TINY
 from tests.pages.tiny_run import copy_workspace, trained_workspace
@@ -88,7 +89,7 @@ def test_a_finished_run_shows_curves_and_headline_numbers(trained: Workspace) ->
     assert set(metrics) == {"Accuracy", "Defects caught (catch rate)", "False alarms", "Balanced score"}
     assert all(v.endswith("%") for k, v in metrics.items() if k != "Balanced score")
     stored = json.loads((trained.runs_dir / "r1" / "metrics.json").read_text())
-    assert metrics["Accuracy"] == f"{stored['accuracy'] * 100:.1f}%"
+    assert metrics["Accuracy"] == fmt_pct(stored["accuracy"])  # the one percentage format, as on Evaluate
     assert "Out of 100 defective parts the model would catch about" in texts(at)
     assert "Training finished in" in texts(at)
     from core.verdict import judge_run
