@@ -3,8 +3,6 @@
 import streamlit as st
 
 from ui.common import ensure_router, guarded, page_header
-from ui.evaluate_views import choose_run
-from ui.predict_views import render_batch_test, render_single_test
 
 ensure_router()  # a direct link to this page still gets the app frame
 
@@ -12,6 +10,9 @@ ensure_router()  # a direct link to this page still gets the app frame
 @guarded
 def main() -> None:
     page_header("Test", "Try the model on new photos: each gets a verdict, how sure the model is, and where it looked.")
+    from ui.evaluate_views import choose_run  # after the header: it shows while the views load
+    from ui.predict_views import render_batch_test, render_single_test
+
     run = choose_run(key="test_run")
     if run is None:
         return

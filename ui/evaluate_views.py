@@ -732,7 +732,11 @@ def render_evaluate(run_dir: str) -> None:
     training = decision.threshold_from_training
     if training is None:
         training = (files["spec"].get("info") or {}).get("threshold_from_training", held.threshold)
-    if held.has_defects:
+    if held.has_defects and not _defects_held_out(held):
+        st.info("None of the held-out photos shows a defect, so there is no catch rate to trade against false "
+                "alarms here. Add photos of defects to the dataset to see how many a threshold catches.",
+                icon=":material/info:")
+    elif held.has_defects:
         _section("Threshold: defects caught against false alarms",
                  "Every part gets a defect score from 0 to 1. The threshold is chosen on photos kept apart from "
                  "the held-out ones, so the held-out numbers beside it stay honest. Save it when the balance is "
@@ -754,6 +758,12 @@ def render_evaluate(run_dir: str) -> None:
     render_advice(advice_for(run_dir, files))
     _section("Take it with you")
     render_downloads(run_dir)
+
+
+def _defects_held_out(held: Any) -> bool:
+    """Whether any held-out photo is labelled as a defect (a good-parts-only run may have none)."""
+    good = held.classes.index(held.good_class)
+    return bool((held.y[held.y >= 0] != good).any())
 
 
 @st.cache_data(ttl=60, show_spinner=False)

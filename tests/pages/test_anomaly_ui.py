@@ -204,3 +204,5 @@ def test_evaluate_states_the_target_beside_the_measured_rate(ws: Path) -> None:
     # the verdict training wrote (no defect photos to check it on), not "Not usable" from the classifier rules
     assert any(w.value.startswith("**Promising, needs more photos.**") for w in at.warning), \
         [e.value for e in at.error]
+    # no defect photos held out: no threshold slider with empty catch rates, a plain word on what's missing
+    assert not at.slider and any("None of the held-out photos shows a defect" in i.value for i in at.info)
