@@ -24,13 +24,13 @@ from typing import Callable
 __all__ = ["Rate", "StepRate", "Smoother", "Task", "RunShape", "RunClock", "plan_run", "priors", "estimate_seconds",
            "probe_view_count", "step_weight", "TRAIN_RATIO", "STARTUP_S"]
 
-# One training step costs about TRAIN_RATIO × batch × one photo's forward pass (eval, bf16). Calibrated on
-# the reference 2-core CPU for mobilenetv2_100 (docs/benchmarks.md, "Whole-run time left": about 15 photos/s
-# to train at 224 px against about 150 to predict); curated backbones use their own measured ratio.
-TRAIN_RATIO = 8.0
+# One training step costs about TRAIN_RATIO × batch × one photo's forward pass (eval, bf16), measured in
+# real runs on the reference 2-core CPU (docs/benchmarks.md section 9: 5.9-6.0 quiet, 6.4-7.6 under load);
+# curated backbones use the ratio of their own listed speeds.
+TRAIN_RATIO = 6.5
 STARTUP_S = 7.0  # python -m core train: importing torch, timm and scikit-learn on the reference CPU
 DEFAULT_TRAIN_IPS, DEFAULT_INFER_IPS, SPEED_AT = 15.0, 150.0, 224  # mobilenetv2_100 at 224 px on 2 cores
-PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.01, "memory": 0.01, "build": 1.5, "save": 1.5,
+PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.004, "memory": 0.01, "build": 1.5, "save": 1.5,
             "gap": 0.1, "start": STARTUP_S}  # seconds per unit before this run measures them
 ALPHA = 0.3  # moving-average weight of a new observation of a preparation phase (about the last 3 reports)
 STEP_WINDOW = 16  # training steps in the window that times a step (StepRate)
@@ -67,7 +67,7 @@ class Rate:
         """Add one observation; True when it was the first (the estimate changed from a prior)."""
         if units <= 0 or seconds < 0:
             return False
-        keep = 1.0 - self.alpha
+        keep = 0.0 if self.count == 1 else 1.0 - self.alpha  # the first report carries warm-up: drop it
         self._seconds, self._units = self._seconds * keep + seconds, self._units * keep + units
         first, self.count = self.value is None, self.count + 1
         self.value = self._seconds / self._units
