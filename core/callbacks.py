@@ -23,19 +23,15 @@ def announce_start(config: Any) -> None:
     """
     from .catalogue import native_size_of
     from .datasets import load_dataset
-    from .eta import RunShape, estimate_seconds, priors
-    from .folds import default_folds
+    from .eta import estimate_seconds, priors, shape_for
 
     try:
         photos = len(load_dataset(config.data).samples)
     except Exception:  # the training process reports a bad dataset in plain words; here it only has no ETA
         photos = 0
-    folds = 1 if config.strategy.value == "anomaly" else config.folds or default_folds(photos)
-    shape = RunShape(photos=photos, strategy=config.strategy.value, epochs=config.resolved_epochs,
-                     batch_size=config.batch_size, folds=folds, val_fraction=config.val_fraction,
-                     test_fraction=config.test_fraction)
     size = config.image_size or native_size_of(config.backbone) or 224
-    eta = estimate_seconds(shape, priors(config.backbone, size, config.batch_size)) if photos else None
+    eta = estimate_seconds(shape_for(config, photos), priors(config.backbone, size, config.batch_size)) \
+        if photos else None
     run = RunFolder(config.out)
     run.path.mkdir(parents=True, exist_ok=True)
     run.emit("progress", phase="start", done=0, total=photos, eta_s=eta, elapsed_s=0.0)

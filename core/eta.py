@@ -19,10 +19,10 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 __all__ = ["Rate", "StepRate", "Smoother", "Task", "RunShape", "RunClock", "plan_run", "priors", "estimate_seconds",
-           "probe_view_count", "step_weight", "TRAIN_RATIO", "STARTUP_S"]
+           "probe_view_count", "shape_for", "step_weight", "TRAIN_RATIO", "STARTUP_S"]
 
 # One training step costs about TRAIN_RATIO × batch × one photo's forward pass (eval, bf16), measured in
 # real runs on the reference 2-core CPU (docs/benchmarks.md section 9: 5.9-6.0 quiet, 6.4-7.6 under load);
@@ -167,6 +167,7 @@ class RunShape:
     reprobe: bool | None = None
     recalibrate: bool | None = None
     shares: tuple[float, ...] = ()  # per epoch: the share of the trunk that trains (progressive: a third, ...)
+    test_views: int = 1  # the finished model scores each photo this many ways (core.config.RunConfig.views)
 
     def flag(self, name: str) -> bool:
         value = getattr(self, name)
@@ -191,6 +192,19 @@ def _fold_size(n: int, folds: int, val_fraction: float) -> tuple[int, int, int]:
     test = round(n / folds)
     val = round((n - test) * val_fraction)
     return n - test - val, val, test
+
+
+def shape_for(config: Any, photos: int, *, folds: int | None = None, **exact: Any) -> RunShape:
+    """The plan's inputs from a :class:`core.config.RunConfig` (torch-free: the app and the training
+    process's first event use it too); ``exact`` holds what the data decided (splits, decode passes)."""
+    anomaly = config.strategy.value == "anomaly"
+    if folds is None:
+        from .folds import default_folds
+
+        folds = 1 if anomaly else config.folds if config.folds is not None else default_folds(photos)
+    return RunShape(photos=photos, strategy=config.strategy.value, epochs=config.resolved_epochs,
+                    batch_size=config.batch_size, folds=folds, val_fraction=config.val_fraction,
+                    test_fraction=config.test_fraction, test_views=1 if anomaly else config.views, **exact)
 
 
 def plan_run(shape: RunShape) -> list[Task]:
@@ -225,7 +239,9 @@ def _fit_tasks(shape: RunShape, stage: str, n_train: int, n_val: int, n_test: in
         out.append(Task(pre + "fit", per_epoch, reps=max(1, shape.epochs), weights=weights))
         if shape.flag("reprobe"):
             out.append(Task(pre + "reprobe", {"forward": (1 + views) * n_train, "probe": (1 + views) * n_train}))
-    scored = 0 if frozen else n_test + (n_val if not stage else 0)
+    scored = (n_test + (n_val if not stage else 0)) * shape.test_views
+    if frozen and shape.test_views <= 1:  # scored on the cached features: free
+        scored = 0
     return out + [Task(pre + "score", {"forward": scored})]
 
 

@@ -23,11 +23,11 @@ from .callbacks import StopRequested, StopWatcher, progress_hook
 from .check import CheckReport, check_dataset
 from .checkpoint import has_checkpoint
 from .config import RunConfig, Strategy
-from .crossval import default_folds, resolve_folds, run_crossval
+from .crossval import resolve_folds, run_crossval
 from .datasets import Dataset, load_dataset
 from .device import Runtime
 from .errors import GraftError
-from .eta import RunClock, RunShape, priors
+from .eta import RunClock, RunShape, priors, shape_for
 from .finishing import Outcome, finish_crossval, finish_split, summary
 from .fitting import PROBE_VIEW_BUDGET, PROBE_VIEWS, Fitted, Fitter
 from .imagecache import decoded_images
@@ -174,14 +174,12 @@ def _progress(run: RunFolder, phase: str, label: str, stopper: StopWatcher | Non
 
 def run_shape(config: RunConfig, photos: int, prep: Prepared | None = None) -> RunShape:
     """The plan's inputs from the config and what the data decided so far (exact splits once ``prep``)."""
-    anomaly = config.strategy == Strategy.ANOMALY
-    folds = 1 if anomaly else config.folds if config.folds is not None else default_folds(photos)
-    splits = tuple(len(prep.splits[k]) for k in ("train", "val", "test")) if prep and folds < 2 else None
-    again = bool(prep) and ((config.resize or prep.report.resize) != "squash" or prep.report.bit_depth is not None)
-    return RunShape(photos=photos, strategy=config.strategy.value, epochs=config.resolved_epochs,
-                    batch_size=config.batch_size, folds=folds, val_fraction=config.val_fraction,
-                    test_fraction=config.test_fraction, splits=splits, decode_passes=2 if again else 1,
-                    views=len(PROBE_VIEWS), view_budget=PROBE_VIEW_BUDGET)
+    shape = shape_for(config, photos, views=len(PROBE_VIEWS), view_budget=PROBE_VIEW_BUDGET)
+    if prep is None:
+        return shape
+    again = (config.resize or prep.report.resize) != "squash" or prep.report.bit_depth is not None
+    splits = tuple(len(prep.splits[k]) for k in ("train", "val", "test")) if shape.folds < 2 else None
+    return dataclasses.replace(shape, splits=splits, decode_passes=2 if again else 1)
 
 
 def _new_clock(config: RunConfig) -> RunClock:

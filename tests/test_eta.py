@@ -176,3 +176,16 @@ def test_steps_that_train_a_third_of_the_trunk_cost_less_than_whole_trunk_steps(
     forward = clock.cost("forward")  # no forward pass measured: derived from the measured step
     assert forward == pytest.approx(whole / (PRIOR["ratio"] * 10))
     assert fit.left(clock.cost) == pytest.approx(sum(7 * whole * w + 15 * forward for w in weights))
+
+
+def test_the_plan_scores_every_held_out_photo_as_many_ways_as_the_model_checks_it() -> None:
+    from core.config import RunConfig
+    from core.eta import plan_run, shape_for
+
+    def scored(strategy: str, views: int) -> float:
+        config = RunConfig(data="", out="", strategy=strategy, views=views, folds=1)
+        return next(t.parts["forward"] for t in plan_run(shape_for(config, 100)) if t.name == "score")
+
+    assert scored("fine-tune", 8) == 8 * scored("fine-tune", 1) > 0
+    assert scored("feature-extraction", 1) == 0  # cached features: free
+    assert scored("feature-extraction", 8) == scored("fine-tune", 8)  # with views it reads the photos

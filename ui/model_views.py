@@ -9,7 +9,7 @@ from typing import Any
 import streamlit as st
 
 from core.advice import offline_ways
-from core.config import RunConfig
+from core.config import DEFAULT_VIEWS, RunConfig
 from core.errors import GraftError
 from core.workspace import Workspace
 from ui.advice_views import advice_markdown
@@ -50,16 +50,15 @@ def training_estimate(choices: dict[str, Any], n_images: int, speed: dict[str, f
     the speed measured here, else the backbone's speed on the reference CPU.
     """
     from core.catalogue import curated
-    from core.eta import RunShape, estimate_seconds, priors
+    from core.eta import estimate_seconds, priors, shape_for
 
     info = curated(choices["backbone"])
     if not n_images or not (speed or (info and info.train_ips)):
         return None
-    base = RunConfig(data="", out="")
-    shape = RunShape(photos=n_images, strategy=choices["strategy"], epochs=int(choices["epochs"]),
-                     batch_size=base.batch_size, folds=folds, val_fraction=base.val_fraction,
-                     test_fraction=base.test_fraction)
-    return estimate_seconds(shape, priors(choices["backbone"], int(choices["image_size"]), base.batch_size, speed))
+    config = RunConfig(data="", out="", strategy=choices["strategy"], epochs=int(choices["epochs"]),
+                       views=int(choices.get("views") or DEFAULT_VIEWS))
+    return estimate_seconds(shape_for(config, n_images, folds=folds),
+                            priors(choices["backbone"], int(choices["image_size"]), config.batch_size, speed))
 
 
 def expected_duration_text(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:
