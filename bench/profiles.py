@@ -111,8 +111,8 @@ class RealCfg:
     test_per_class: int = 100
     image_size: int | None = None  # None: what Graft's default would choose for the photos
     methods: tuple[str, ...] = ("probe", "plain", "plain-scratch", "feature-extraction", "fine-tune", "progressive",
-                                "scratch")
-    slow_methods: tuple[str, ...] = ("scratch", "plain-scratch")  # the from-scratch fits take the longest
+                                "multi-task", "scratch")
+    slow_methods: tuple[str, ...] = ("scratch", "plain-scratch", "multi-task")  # the longest fits, or the least used
     slow_seeds: int = 1  # ... so they run with the first seed only
     random_methods: tuple[str, ...] = ("feature-extraction", "fine-tune")
     random_seeds: int = 1
@@ -122,7 +122,7 @@ class RealCfg:
     curve_seeds: int = 1
     curve_max_shots: int = 20  # above this, only the curve_large methods run (50/class fits are long)
     curve_large: tuple[str, ...] = ()
-    bottle_methods: tuple[str, ...] = ("probe", "plain", "feature-extraction", "fine-tune")
+    bottle_methods: tuple[str, ...] = ("probe", "plain", "feature-extraction", "fine-tune", "multi-task")
     bottle_seeds: tuple[int, ...] = (0,)
     epochs: int | None = None  # Graft's strategy defaults
     plain_epochs: int = 15

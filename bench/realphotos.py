@@ -25,7 +25,7 @@ from .common import Context, Section, Table
 from .profiles import RealCfg
 from .realdata import BOTTLE_GOOD, Photos, bottle_split, neu_split, shared_root
 from .realfit import Score, graft_fit, plain_fit, probe_fit
-from .realstore import FitStore, settings_key
+from .realstore import FitStore
 
 __all__ = ["run", "LABELS", "photo_size", "Job", "plan", "fit_one"]
 
@@ -109,7 +109,7 @@ Results = dict[tuple[str, str, int], list[Score]]
 
 def _run_all(cfg: RealCfg, root: Path, ctx: Context, sizes: dict[str, int]) -> tuple[dict[str, Results], list[Job]]:
     """Every fit of the plan (reusing those of earlier runs); also the jobs the time budget left out."""
-    store = FitStore(ctx.plots / "real_fits.jsonl", settings_key(cfg, sizes))
+    store = FitStore(ctx.plots / "real_fits.jsonl", cfg, sizes)
     done = store.load()
     jobs = [j for j in plan(cfg) if dataclasses.astuple(j) not in done]
     out: dict[str, Results] = {"neu": {}, "bottle": {}}

@@ -85,13 +85,18 @@ def test_finished_real_photo_fits_are_kept_for_the_next_run_with_the_same_settin
     from bench.realphotos import Job
     from bench.realstore import FitStore, settings_key
 
-    key = settings_key(RealCfg(), {"neu": 224, "bottle": 224})
-    assert key == settings_key(RealCfg(workers=1, budget_s=0), {"neu": 224, "bottle": 224})  # how it runs: same
-    assert key != settings_key(RealCfg(plain_epochs=3), {"neu": 224, "bottle": 224})  # what it measures: not
-    store = FitStore(tmp_path / "fits.jsonl", key)
+    sizes = {"neu": 224, "bottle": 224}
+    key = settings_key(RealCfg(), sizes, "fine-tune")
+    assert key == settings_key(RealCfg(workers=1, budget_s=0), sizes, "fine-tune")  # how it runs: same
+    assert key == settings_key(RealCfg(seeds=(0,), methods=("fine-tune",)), sizes, "fine-tune")  # plan size: same
+    assert key != settings_key(RealCfg(epochs=3), sizes, "fine-tune")  # what it measures: not
+    assert key != settings_key(RealCfg(), sizes, "probe")  # Graft's views reach Graft's fits only
+    probe_key = settings_key(RealCfg(), sizes, "probe")
+    assert probe_key != settings_key(RealCfg(plain_epochs=3), sizes, "probe")
+    store = FitStore(tmp_path / "fits.jsonl", RealCfg(), sizes)
     job, score = Job("neu", "probe", "imagenet", 20, 0), Score(0.975, None, 12.0, 6, {"C": 1.0})
     store.add(job, score)
     with open(store.path, "a", encoding="utf-8") as fh:
         fh.write('{"key": "cut sho')  # a line left by a killed run
     assert store.load() == {dataclasses.astuple(job): score}
-    assert FitStore(store.path, "other").load() == {}
+    assert FitStore(store.path, RealCfg(plain_epochs=3), sizes).load() == {}
