@@ -21,17 +21,14 @@ def announce_start(config: Any) -> None:
     app show at once that the run started and about how long it will take (:func:`core.eta.estimate_seconds`,
     from the number of photos and the backbone's known speed).
     """
-    from .catalogue import native_size_of
     from .datasets import load_dataset
-    from .eta import estimate_seconds, priors, shape_for
+    from .eta import estimate_seconds, run_priors, shape_for
 
     try:
         photos = len(load_dataset(config.data).samples)
     except Exception:  # the training process reports a bad dataset in plain words; here it only has no ETA
         photos = 0
-    size = config.image_size or native_size_of(config.backbone) or 224
-    eta = estimate_seconds(shape_for(config, photos), priors(config.backbone, size, config.batch_size)) \
-        if photos else None
+    eta = estimate_seconds(shape_for(config, photos), run_priors(config)) if photos else None
     run = RunFolder(config.out)
     run.path.mkdir(parents=True, exist_ok=True)
     run.emit("progress", phase="start", done=0, total=photos, eta_s=eta, elapsed_s=0.0)

@@ -15,14 +15,16 @@ training time" uses the same plan and costs (:func:`estimate_seconds`).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
 __all__ = ["Rate", "StepRate", "Smoother", "Task", "RunShape", "RunClock", "plan_run", "priors", "estimate_seconds",
-           "probe_view_count", "shape_for", "step_weight", "TRAIN_RATIO", "STARTUP_S"]
+           "probe_view_count", "shape_for", "run_priors", "step_weight", "TRAIN_RATIO", "STARTUP_S"]
 
 # One training step costs about TRAIN_RATIO × batch × one photo's forward pass (eval, bf16), measured in
 # real runs on the reference 2-core CPU (docs/benchmarks.md section 9: 5.9-6.0 quiet, 6.4-7.6 under load);
@@ -36,6 +38,7 @@ ALPHA = 0.3  # moving-average weight of a new observation of a preparation phase
 STEP_WINDOW = 16  # training steps in the window that times a step (StepRate)
 BOUNDS = (0.5, 2.0)  # the shown time left stays within these multiples of the raw estimate
 WARMUP_STEPS = 2  # the first training steps of every fit are slower (allocations, kernel choice): skipped
+TRACE_ENV = "GRAFT_ETA_TRACE"  # a file: every estimate of the run, task by task, is appended to it
 WHOLE_TASK_KEYS = ("build", "probe", "save", "gap")  # measured from a task's whole duration
 PROBE_VIEWS, PROBE_VIEW_BUDGET = 7, 2000  # as core.fitting (PROBE_VIEWS, PROBE_VIEW_BUDGET), which passes its own
 
@@ -261,7 +264,29 @@ def priors(backbone: str = "", image_size: int = 224, batch_size: int = 32,
         train_ips, at = float(speed["images_per_s"]), int(speed.get("image_size") or SPEED_AT)
         infer_ips = train_ips * ratio
     scale = (image_size / at) ** 2
-    return {**PRIORS_S, "forward": scale / infer_ips, "train": scale * batch_size / train_ips, "ratio": ratio}
+    here = {"measured_here": 1.0} if speed and speed.get("images_per_s") else {}
+    return {**PRIORS_S, "forward": scale / infer_ips, "train": scale * batch_size / train_ips, "ratio": ratio, **here}
+
+
+def run_priors(config: Any, backbone: str = "", image_size: int | None = None) -> dict[str, float]:
+    """:func:`priors` of a run: its backbone's training speed measured earlier in the run's workspace
+    (:meth:`core.workspace.Workspace.backbone_speeds`), else the known speeds."""
+    from .catalogue import native_size_of
+
+    backbone = backbone or config.backbone
+    size = image_size or config.image_size or native_size_of(backbone) or 224
+    return priors(backbone, size, config.batch_size, _speed_here(config.workspace, backbone))
+
+
+def _speed_here(workspace: str | None, backbone: str) -> dict[str, float] | None:
+    if not workspace:
+        return None
+    from .workspace import Workspace  # torch-free
+
+    try:
+        return Workspace(workspace).backbone_speeds().get(backbone)
+    except Exception:  # an unreadable workspace only costs the estimate its history
+        return None
 
 
 class RunClock:
@@ -424,6 +449,8 @@ class RunClock:
         if measured and measured.value is not None:
             return measured.value
         ratio, forward, train = self.prior.get("ratio", TRAIN_RATIO), self.rates.get("forward"), self.rates.get("train")
+        if key == "train" and self.prior.get("measured_here"):  # steps timed here before beat a derived guess
+            return self.prior["train"]
         if key == "train" and forward and forward.value is not None:
             return ratio * self.batch_size * forward.value
         if key == "forward" and train and train.value is not None:
@@ -449,7 +476,18 @@ class RunClock:
         else:
             shown = self.smoother.update(raw, now)
         self._scale = shown / raw if raw > 0 else 1.0
+        if TRACE_ENV in os.environ:
+            self._trace(os.environ[TRACE_ENV], raw, shown)
         return shown
+
+    def _trace(self, path: str, raw: float, shown: float) -> None:
+        """One line per estimate: what each task adds to the time left and at which costs (for the bench)."""
+        current = self.tasks[self.current].name if 0 <= self.current < len(self.tasks) else ""
+        line = {"time": time.time(), "raw": raw, "shown": shown, "current": current,
+                "left": {t.name: round(t.left(self.cost), 3) for t in self.tasks if t.left(self.cost) > 0},
+                "cost": {k: self.cost(k) for k in ("forward", "train", "probe", "gap", "save", "build")}}
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(line) + "\n")
 
 
 def estimate_seconds(shape: RunShape, prior: dict[str, float]) -> float:

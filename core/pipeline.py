@@ -27,7 +27,7 @@ from .crossval import resolve_folds, run_crossval
 from .datasets import Dataset, load_dataset
 from .device import Runtime
 from .errors import GraftError
-from .eta import RunClock, RunShape, priors, shape_for
+from .eta import RunClock, RunShape, run_priors, shape_for
 from .finishing import Outcome, finish_crossval, finish_split, summary
 from .fitting import PROBE_VIEW_BUDGET, PROBE_VIEWS, Fitted, Fitter
 from .imagecache import decoded_images
@@ -183,11 +183,8 @@ def run_shape(config: RunConfig, photos: int, prep: Prepared | None = None) -> R
 
 
 def _new_clock(config: RunConfig) -> RunClock:
-    """The whole run's clock, with priors from the backbone's known speed until this run measures its own."""
-    from .catalogue import native_size_of
-
-    size = config.image_size or native_size_of(config.backbone) or 224
-    return RunClock(run_shape(config, 0), priors(config.backbone, size, config.batch_size))
+    """The whole run's clock, with priors from the backbone's speed here or known until this run measures its own."""
+    return RunClock(run_shape(config, 0), run_priors(config))
 
 
 def _resolve(config: RunConfig, prep: Prepared, run: RunFolder, resume: bool) -> RunConfig:
@@ -236,7 +233,7 @@ def _train(config: RunConfig, run: RunFolder, stopper: StopWatcher, resume: bool
     clock.begin("build")
     fitter = Fitter(config, prep, run, stopper, clock=clock,
                     decode_progress=_progress(run, "decode", "Preparing photos", stopper, clock))
-    clock.set_prior(priors(fitter.backbone, fitter.image_size, config.batch_size))
+    clock.set_prior(run_priors(config, fitter.backbone, fitter.image_size))
     clock.replan(dataclasses.replace(clock.shape, shares=fitter.trunk_shares()))
     settings = _preprocessing(config, prep, fitter, run, stopper, clock)
     _emit_start(run, config, prep, fitter.runtime, fitter.backbone, fitter.image_size)

@@ -189,3 +189,38 @@ def test_the_plan_scores_every_held_out_photo_as_many_ways_as_the_model_checks_i
     assert scored("fine-tune", 8) == 8 * scored("fine-tune", 1) > 0
     assert scored("feature-extraction", 1) == 0  # cached features: free
     assert scored("feature-extraction", 8) == scored("fine-tune", 8)  # with views it reads the photos
+
+
+def test_a_training_speed_measured_here_before_beats_one_derived_from_the_feature_pass(tmp_path: Path) -> None:
+    from core.config import RunConfig
+    from core.eta import run_priors
+    from core.workspace import Workspace
+
+    shape = RunShape(photos=100, strategy="fine-tune", epochs=2, batch_size=8, splits=(70, 15, 15))
+    ws = Workspace(tmp_path / "ws")
+    config = RunConfig(data="", out="", backbone="test_resnet", image_size=32, batch_size=8, workspace=str(ws.root))
+    assert "measured_here" not in run_priors(config)  # nothing measured here yet: the known speeds
+    ws.record_speed("test_resnet", 80.0, 32)
+    here = run_priors(config)
+    assert here["train"] == pytest.approx(8 / 80.0)
+    for prior, derived in ((PRIOR, True), (here, False)):
+        now = FakeTime()
+        clock = RunClock(shape, prior, now=now)
+        clock.begin("features")
+        now.t += 1.0
+        clock.progress("features", 100, 100)  # a forward pass measured at 10 ms a photo
+        expected = prior.get("ratio", 5.0) * 8 * 0.01 if derived else 8 / 80.0
+        assert clock.cost("train") == pytest.approx(expected)
+
+
+def test_every_estimate_of_a_run_can_be_traced_task_by_task(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    trace = tmp_path / "eta.jsonl"
+    monkeypatch.setenv("GRAFT_ETA_TRACE", str(trace))
+    now = FakeTime()
+    clock = RunClock(RunShape(photos=100, strategy="fine-tune", epochs=2, batch_size=8, splits=(70, 15, 15)), PRIOR,
+                     now=now)
+    clock.begin("features")
+    shown = clock.eta()
+    line = read_jsonl(trace)[-1]
+    assert line["shown"] == pytest.approx(shown) and line["current"] == "features"
+    assert sum(line["left"].values()) == pytest.approx(line["raw"]) and "fit" in line["left"]
