@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Mapping
 
 __all__ = ["choose_image_size", "photo_side", "shrink_factor", "shrink_warning", "relative_cost",
-           "training_seconds", "larger_sizes", "SHRINK_WARN", "STEP", "MAX_AUTO"]
+           "larger_sizes", "SHRINK_WARN", "STEP", "MAX_AUTO"]
 
 SHRINK_WARN = 4.0  # photos shrunk more than this lose small defects
 STEP = 32  # CNN trunks downsample by 32: sizes on this grid waste no border pixels
@@ -65,12 +65,6 @@ def shrink_warning(sizes: Mapping[str, float] | None, image_size: int) -> str | 
 def relative_cost(image_size: int, reference: int) -> float:
     """Training time at ``image_size`` relative to ``reference`` (it grows with the pixel count)."""
     return (image_size / reference) ** 2
-
-
-def training_seconds(photos: int, epochs: int, image_size: int, images_per_s: float, measured_at: int) -> float:
-    """Estimated training time from a speed measured at another size (photos × epochs / speed)."""
-    speed = images_per_s / relative_cost(image_size, measured_at)
-    return photos * epochs / max(speed, 1e-9)
 
 
 def larger_sizes(image_size: int, sizes: Mapping[str, float] | None, n: int = 2) -> list[int]:

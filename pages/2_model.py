@@ -18,11 +18,11 @@ from core.errors import GraftError
 from core.jsonio import read_json
 from core.workspace import Workspace
 from ui.common import (backbone_label, current_dataset, fmt_int, fmt_pct, friendly_errors, go_to, guarded,
-                       image_size_cost, image_size_warning, md_escape, model_choices, online, page_header,
+                       image_size_warning, md_escape, model_choices, online, page_header,
                        pretrained_cached, recommended_strategy, update_model_choices, workspace)
 from ui.anomaly_views import false_alarm_section
-from ui.model_views import (backbone_speeds, check_weights_upload, expected_duration_text, offline_advice,
-                            thoroughness)
+from ui.model_views import (backbone_speeds, check_weights_upload, expected_duration_text, image_size_cost,
+                            offline_advice, thoroughness)
 from ui.verdict_views import verdict_badge, verdict_of
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.imagesize import choose_image_size, larger_sizes, relative_cost, shrink_warning, training_seconds
+from core.imagesize import choose_image_size, larger_sizes, relative_cost, shrink_warning
 
 
 def _sizes(width: int, height: int | None = None) -> dict[str, float]:
@@ -37,7 +37,5 @@ def test_warns_only_past_four_times() -> None:
 
 def test_time_cost_grows_with_the_pixel_count() -> None:
     assert relative_cost(320, 160) == 4.0
-    assert training_seconds(100, 10, 224, images_per_s=20.0, measured_at=224) == pytest.approx(50.0)
-    assert training_seconds(100, 10, 448, images_per_s=20.0, measured_at=224) == pytest.approx(200.0)
     assert larger_sizes(224, _sizes(300)) == [256, 288]
     assert larger_sizes(224, _sizes(200)) == [] and larger_sizes(224, None) == []

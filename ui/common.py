@@ -32,7 +32,7 @@ __all__ = [
     "workspace", "show_error", "guarded", "friendly_errors",
     "current_dataset", "select_dataset", "current_run", "select_run", "attach_run",
     "model_choices", "update_model_choices", "default_choices", "online", "pretrained_cached", "backbone_label",
-    "photo_sizes", "default_image_size", "image_size_warning", "image_size_cost", "recommended_strategy",
+    "photo_sizes", "default_image_size", "image_size_warning", "recommended_strategy",
     "fmt_pct", "fmt_duration", "fmt_int", "md_escape", "page_header", "go_to", "flash", "show_flash",
     "STATE_LABELS", "state_badge", "headline_metrics", "Progress", "progress_summary", "render_sidebar",
     "render_nav", "dataset_line", "count_words", "strategy_title", "run_state", "STRATEGY_TITLES",
@@ -284,35 +284,6 @@ def image_size_warning(choices: dict[str, Any]) -> str | None:
     from core.imagesize import shrink_warning
 
     return shrink_warning(photo_sizes(current_dataset()), int(choices["image_size"]))
-
-
-def image_size_cost(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:
-    """What the chosen image size and the next larger ones cost in training time, in one sentence.
-
-    Args:
-        speed: ``{images_per_s, image_size}`` measured on this computer, if any; else the curated
-            backbone's speed on the reference 2-core CPU (224 px) is used.
-    """
-    from core import CURATED, RunConfig, Strategy
-    from core.imagesize import larger_sizes, relative_cost, training_seconds
-
-    size, backbone = int(choices["image_size"]), choices["backbone"]
-    bigger = larger_sizes(size, photo_sizes(current_dataset()))
-    if not bigger:
-        return f"{size} px keeps all the detail of your photos."
-    ratios = ", ".join(f"{s} px takes {relative_cost(s, size):.1f}× as long" for s in bigger)
-    if choices["strategy"] == Strategy.FEATURE_EXTRACTION.value:
-        return f"Training time grows with the image size: {ratios} (seconds to minutes for feature extraction)."
-    info = next((b for b in CURATED if b.name == backbone), None)
-    ips, at = ((speed["images_per_s"], int(speed["image_size"])) if speed
-               else (info.train_ips, 224) if info and info.train_ips else (None, 224))
-    if not ips or not n_images:
-        return f"Training time grows with the image size: {ratios}."
-    base = RunConfig(data="", out="")
-    photos = max(1, round(n_images * (1 - base.val_fraction - base.test_fraction)))
-    est = [(s, training_seconds(photos, int(choices["epochs"]), s, ips, at)) for s in [size, *bigger]]
-    parts = "; ".join(f"{s} px about {fmt_duration(t)}" for s, t in est)
-    return f"Estimated training time for {fmt_int(photos)} photos × {choices['epochs']} epochs: {parts}."
 
 
 def update_model_choices(**changes: Any) -> None:

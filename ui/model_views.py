@@ -13,9 +13,9 @@ from core.config import DEFAULT_VIEWS, RunConfig
 from core.errors import GraftError
 from core.workspace import Workspace
 from ui.advice_views import advice_markdown
-from ui.common import current_dataset, fmt_duration, fmt_int, workspace
+from ui.common import current_dataset, fmt_duration, fmt_int, photo_sizes, workspace
 
-__all__ = ["backbone_speeds", "training_estimate", "thoroughness", "offline_advice", "check_weights_upload",
+__all__ = ["backbone_speeds", "training_estimate", "image_size_cost", "thoroughness", "offline_advice", "check_weights_upload",
            "expected_duration_text"]
 
 # --- the speed table (read from every run's events: cached until a run folder or speeds.json changes) ---
@@ -56,18 +56,45 @@ def training_estimate(choices: dict[str, Any], n_images: int, speed: dict[str, f
     if not n_images or not (speed or (info and info.train_ips)):
         return None
     config = RunConfig(data="", out="", strategy=choices["strategy"], epochs=int(choices["epochs"]),
-                       views=int(choices.get("views") or DEFAULT_VIEWS))
+                       views=int(choices.get("views") or DEFAULT_VIEWS),
+                       batch_size=int(choices.get("batch_size") or RunConfig.batch_size))
     return estimate_seconds(shape_for(config, n_images, folds=folds),
                             priors(choices["backbone"], int(choices["image_size"]), config.batch_size, speed))
 
 
 def expected_duration_text(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:
     """"About 4 min on this computer" (or a plain note that it can't be told yet)."""
-    seconds = training_estimate(choices, n_images, speed, int(choices.get("folds") or 1))
+    seconds = training_estimate(choices, n_images, speed, _folds(choices, n_images))
     if seconds is None:
         return "The expected time shows once this backbone has trained here (or after measuring the speeds)."
     where = "this computer" if speed else "a 2-core laptop"
     return f"Expected training time: about {fmt_duration(seconds)} on {where}."
+
+
+def _folds(choices: dict[str, Any], n_images: int) -> int:
+    """The folds the run will use: the choice made, else the default for this many photos (quick or thorough)."""
+    from core.folds import DEFAULT_FOLDS, default_folds
+
+    chosen = choices.get("folds")
+    return int(chosen) if chosen else (DEFAULT_FOLDS if default_folds(n_images) >= 2 else 1)
+
+
+def image_size_cost(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:
+    """What the chosen image size and the next larger ones cost, in one sentence: each the whole run's
+    expected time (:func:`training_estimate`), else how many times as long as the chosen size."""
+    from core.imagesize import larger_sizes, relative_cost
+
+    size = int(choices["image_size"])
+    bigger = larger_sizes(size, photo_sizes(current_dataset()))
+    if not bigger:
+        return f"{size} px keeps all the detail of your photos."
+    est = [(s, training_estimate({**choices, "image_size": s}, n_images, speed, _folds(choices, n_images)))
+           for s in [size, *bigger]]
+    if any(t is None for _, t in est):
+        ratios = ", ".join(f"{s} px takes about {relative_cost(s, size):.1f}× as long" for s in bigger)
+        return f"Training time grows with the image size: {ratios}."
+    parts = "; ".join(f"{s} px about {fmt_duration(t)}" for s, t in est)
+    return f"Expected time of the whole run on {fmt_int(n_images)} photos: {parts}."
 
 
 def thoroughness(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None, key: str) -> int:
@@ -101,7 +128,7 @@ def thoroughness(choices: dict[str, Any], n_images: int, speed: dict[str, float]
 def offline_advice(n_images: int, n_classes: int, choices: dict[str, Any], speed: dict[str, float] | None,
                    has_models: bool) -> None:
     """What learning from scratch on these photos gives and costs here, and the real ways forward."""
-    seconds = training_estimate(choices, n_images, speed, int(choices.get("folds") or 1))
+    seconds = training_estimate(choices, n_images, speed, _folds(choices, n_images))
     per_class = n_images / max(1, n_classes)
     expect = ("With this few photos, a network that starts from nothing usually learns little more than the "
               "overall brightness and colour of each class: expect many missed defects."

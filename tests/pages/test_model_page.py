@@ -202,7 +202,12 @@ def test_image_size_follows_the_photos_and_warns_when_they_shrink_a_lot(ws: Work
     assert not at.exception
     assert choices(at)["image_size"] == 320  # large photos: above the native 224 px, at most 320 px by default
     assert any("shrunk 6× to 320 px" in w.value for w in at.warning)
-    assert "320 px about" in "\n".join(c.value for c in at.caption)  # the time of this size and larger ones
+    texts = "\n".join(c.value for c in [*at.caption, *at.markdown, *at.info])
+    import re
+
+    cost = re.search(r"320 px about ([^;.]+)", texts)  # the time of this size and larger ones
+    expected = re.search(r"Expected training time: about (.+?) on ", texts)
+    assert cost and expected and cost.group(1) == expected.group(1)  # both the whole run's plan
     at.session_state["dataset"] = "small"
     at.run()
     assert choices(at)["image_size"] == 224  # small photos train at the backbone's native size
