@@ -143,8 +143,10 @@ def _judge_classes(m: dict[str, Any], targets: Targets) -> Verdict:
     if per_class[worst]["recall"] < targets.catch_rate:
         return Verdict("promising", f"It recognises '{worst}' only {fmt_pct(per_class[worst]['recall'])} of the "
                                     f"time; the target is {fmt_pct(targets.catch_rate)} for every class.")
-    return Verdict("ready", f"It recognises every class at least {fmt_pct(per_class[worst]['recall'])} of the time "
-                            f"(target {fmt_pct(targets.catch_rate)}), on {m['n']} photos it was not trained on.")
+    recall = per_class[worst]["recall"]
+    how = "every time" if recall >= 1 else f"at least {fmt_pct(recall)} of the time"
+    return Verdict("ready", f"It recognises every class {how} (target {fmt_pct(targets.catch_rate)}), on {m['n']} "
+                            f"photos it was not trained on.")
 
 
 def judge_run(run_dir: str | Path) -> Verdict | None:

@@ -118,3 +118,11 @@ def test_verdict_dict_is_the_interface(level: str) -> None:
     v = Verdict(level, "Because.")
     assert v.to_dict() == {"level": level, "reason": "Because."} and level in LEVELS
     assert v.text().startswith(v.title + ": ")
+
+
+def test_a_model_right_on_every_class_says_so_in_plain_words() -> None:
+    y = np.array([0, 1, 2] * 40)
+    m = score(y, np.eye(3)[y] * 0.9 + 0.03, CLASSES, None)
+    v = judge(m)
+    assert v.level == "ready", v
+    assert "recognises every class every time" in v.reason and "at least 100%" not in v.reason
