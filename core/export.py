@@ -44,7 +44,7 @@ from .tasks import combine_probs
 
 __all__ = ["ExportResult", "ProbabilityModel", "export_onnx", "bundle_zip", "onnx_metadata", "read_onnx_metadata",
            "readme", "test_images", "snippet_functions", "SNIPPET", "ONNX_FILE", "BUNDLE_FILE", "PARITY_TOLERANCE",
-           "onnx_zip", "package_bytes", "ONNX_BUNDLE_FILE"]
+           "onnx_zip", "ONNX_BUNDLE_FILE"]
 
 ONNX_FILE, BUNDLE_FILE, README_FILE = "model.onnx", "model-bundle.zip", "README.md"
 ONNX_BUNDLE_FILE = "model-onnx.zip"  # the deployment download: model.onnx and the README only
@@ -380,14 +380,6 @@ def _checked_onnx(run_dir: str | Path) -> tuple[Path, Path, dict[str, Any], dict
         raise GraftError("The ONNX model did not score the test photos like the original, so it was not bundled.",
                          hint="To see the numbers, export it on the command line: python -m core export RUN_DIR --format onnx")
     return model_dir, onnx_path, meta, parity
-
-
-def package_bytes(run_dir: str | Path) -> int:
-    """The size in bytes of the run's model package files (what the "Graft model" zip holds, before
-    compression; weights barely compress, so it is close to the download's size)."""
-    model_dir = _model_dir(run_dir)
-    names = (WEIGHTS_FILE, SPEC_FILE, "decision.json", "training_photos.json")
-    return sum((model_dir / n).stat().st_size for n in names if (model_dir / n).is_file())
 
 
 def _fresh_metadata(onnx_path: Path, model_dir: Path) -> dict[str, Any] | None:

@@ -18,16 +18,16 @@ from .decision import DECISION_FILE, Decision, read_decision, write_decision
 from .errors import GraftError
 from .jsonio import read_json, write_json_atomic
 from .model import GraftModel, Task
-from .modeldir import SPEC_FILE, WEIGHTS_FILE, resolve_model_dir  # torch-free (decision, verdict)
+from .modeldir import (MEMORY_FILE, SPEC_FILE, TRAINING_PHOTOS_FILE, WEIGHTS_FILE, model_package_zip,  # torch-free
+                       resolve_model_dir)
 from .preprocess import Preprocessing
 from .weights import load_state_dict_file
 
 __all__ = ["ModelSpec", "save_package", "load_package", "resolve_model_dir", "trunk_from_run", "model_package_zip",
-           "training_photo_hashes", "WEIGHTS_FILE", "SPEC_FILE", "TRAINING_PHOTOS_FILE"]
+           "training_photo_hashes", "WEIGHTS_FILE", "SPEC_FILE", "TRAINING_PHOTOS_FILE", "MEMORY_FILE"]
 
 FORMAT = "graft-model"
-MEMORY_FILE = "memory.safetensors"  # a good-parts-only model's memory bank (core.anomaly)
-TRAINING_PHOTOS_FILE, _PHOTOS_FORMAT = "training_photos.json", "graft-training-photos"
+_PHOTOS_FORMAT = "graft-training-photos"
 
 
 @dataclass
@@ -177,19 +177,3 @@ def trunk_from_run(run_dir: str | Path) -> tuple[torch.nn.Module, ModelSpec]:
     return model.trunk, spec
 
 
-def model_package_zip(run_dir: str | Path) -> bytes:
-    """The run's model package (weights, ``model.json``, ``decision.json``, training photos) as zip bytes.
-
-    Raises:
-        GraftError: the run has no finished model.
-    """
-    import io
-    import zipfile
-
-    model_dir = resolve_model_dir(run_dir)
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in (WEIGHTS_FILE, SPEC_FILE, DECISION_FILE, TRAINING_PHOTOS_FILE, MEMORY_FILE):
-            if name in (WEIGHTS_FILE, SPEC_FILE) or (model_dir / name).is_file():
-                zf.write(model_dir / name, arcname=f"model/{name}")
-    return buf.getvalue()

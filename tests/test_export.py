@@ -134,7 +134,8 @@ def test_probability_model_matches_label_probs(tasks: list[Task], classes: list[
 def test_onnx_download_holds_only_what_deployment_needs(run: Path, exported: ExportResult, tmp_path: Path) -> None:
     import zipfile
 
-    from core.export import bundle_zip, onnx_zip, package_bytes
+    from core.export import bundle_zip, onnx_zip
+    from core.modeldir import package_bytes
 
     small = onnx_zip(run, tmp_path / "onnx.zip")
     names = zipfile.ZipFile(small).namelist()

@@ -273,3 +273,15 @@ def test_per_class_found_and_csv_text() -> None:
     text = rows_csv(rows)
     assert text.splitlines()[0] == "photo,predicted,label,confidence,problem"
     assert "0.123456789" in text  # full precision
+
+
+def test_the_runs_and_evaluate_pages_size_and_zip_a_model_without_loading_pytorch() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import sys, core.modeldir, ui.evaluate_views; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False", out.stderr

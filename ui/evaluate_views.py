@@ -665,8 +665,7 @@ def _onnx_card(run_dir: str) -> None:
 
 def graft_model_button(run_dir: str, key: str = "dl-graft-model") -> None:
     """The "Graft model" download (weights, model.json, decision.json), with its size, built on click."""
-    from core.export import package_bytes
-    from core.package import model_package_zip
+    from core.modeldir import model_package_zip, package_bytes  # torch-free: the Runs page stays quick
 
     try:
         size = package_bytes(run_dir)
