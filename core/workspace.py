@@ -228,7 +228,9 @@ class Workspace:
         return self._inside(self.datasets_dir / dataset_name(name), self.datasets_dir)
 
     def _existing_dataset(self, name: str) -> Path:
-        folder = self._dataset_dir(name)
+        exact = self.datasets_dir / name  # a folder copied in by hand keeps its own name ("line 3 photos")
+        plain = name not in ("", ".", "..") and "/" not in name and "\\" not in name and not name.startswith(".")
+        folder = self._inside(exact, self.datasets_dir) if plain and exact.is_dir() else self._dataset_dir(name)
         if not folder.is_dir():
             raise GraftError(f"There is no dataset named '{_printable(name)}'.",
                              hint="Pick one of the saved datasets, or create a new one on the Data page.")

@@ -420,3 +420,18 @@ def test_a_folder_of_good_photos_only_passes_the_check_for_good_parts_mode(ws: W
     assert not ws.check("other").ok  # one class that isn't "good": a classifier's rule, 2 classes needed
     ws.set_good_class("other", "shiny")
     assert ws.check("other").ok  # marking it as the good class changes the check (not a stale cache)
+
+
+def test_a_dataset_folder_copied_in_by_hand_is_found_by_its_own_name(ws: Workspace, tmp_path: Path) -> None:
+    from tests.conftest import make_dataset
+
+    make_dataset(ws.datasets_dir / "line 3 photos", {"ok": 2, "dent": 2}, size=32)
+    assert [d.name for d in ws.list_datasets()] == ["line 3 photos"]
+    assert ws.dataset_info("line 3 photos").counts == {"dent": 2, "ok": 2}
+    (tmp_path / "outside").mkdir()
+    (ws.datasets_dir / "link").symlink_to(tmp_path / "outside")
+    with pytest.raises(GraftError, match="outside the workspace"):
+        ws.dataset_info("link")
+    for name in ("..", "../outside", ".hidden"):
+        with pytest.raises(GraftError):
+            ws.dataset_info(name)
