@@ -43,7 +43,8 @@ STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
 }
 START_TEXT = {"imagenet": "ImageNet pretrained", "run": "An earlier model of yours", "file": "A weights file",
               "scratch": "From scratch (no pretraining)"}
-RECOMMENDED = ":primary[:material/star: **Recommended**]"
+STAR = " :primary[:material/star:]"  # beside the card's name: the word goes below, small enough for a 900 px card
+RECOMMENDED = ":primary[Recommended]"
 IMAGE_SIZES = [32, 48, 64, 96, 128, 160, 192, 224, 256, 320, 384]
 BATCH_SIZES = [4, 8, 16, 32, 64, 128]
 
@@ -52,6 +53,14 @@ BATCH_SIZES = [4, 8, 16, 32, 64, 128]
 
 
 @guarded
+
+def card_title(title: str, recommended: bool) -> None:
+    """A card's name, with a star and a small "Recommended" under it (coloured text, not a badge: a badge is
+    cut off in a narrow card)."""
+    st.markdown(f"**{title}**" + (STAR if recommended else ""))
+    if recommended:
+        st.caption(RECOMMENDED)
+
 def backbone_section(ws: Workspace, choices: dict[str, Any]) -> None:
     st.subheader("1 · Backbone", anchor=False)
     st.caption("The pretrained network that already knows how to see edges, textures and shapes. Bigger is usually "
@@ -89,9 +98,7 @@ def measure_speeds(ws: Workspace, image_size: int) -> None:
 
 def backbone_card(info, selected: bool, speed: dict[str, float] | None, i: int) -> None:
     with st.container():  # the words; the card spreads them and its button, so the buttons of a row line up
-        st.markdown(f"**{info.label}**")
-        if info.name == core.DEFAULT_BACKBONE:  # coloured text, not a badge: a badge is cut off in a narrow card
-            st.markdown(RECOMMENDED)
+        card_title(info.label, info.name == core.DEFAULT_BACKBONE)
         st.write(info.blurb)
         # ImageNet accuracy means something only when its ImageNet weights can be the start
         imagenet = f" · ImageNet accuracy {info.top1:.1f}%" if info.top1 and st.session_state.get("online") else ""
@@ -305,9 +312,7 @@ def strategy_card(strategy: Strategy, choices: dict[str, Any], recommended: Stra
     title, text = STRATEGY_TEXT[strategy]
     selected = choices["strategy"] == strategy.value
     with st.container():  # the words; the card spreads them and its button, so the buttons of a row line up
-        st.markdown(f"**{title}**")
-        if strategy == recommended and not locked:
-            st.markdown(RECOMMENDED)
+        card_title(title, strategy == recommended and not locked)
         st.write(text)
         st.caption(core.evidence_text(strategy))
     disabled = locked and strategy != Strategy.SCRATCH
