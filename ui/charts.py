@@ -18,6 +18,7 @@ from .common import ACCENT, BAD, MUTED
 __all__ = ["TEMPLATE", "curves_figure", "class_bar", "plain", "tradeoff_figure", "BAND_NOTE"]
 
 TEMPLATE = "plotly_white+graft"
+LOSS_TICKS = "~g"  # a small loss reads 0.0005, not plotly's "500µ"
 FONT = "Source Sans Pro, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
 
 pio.templates["graft"] = go.layout.Template(layout=go.Layout(
@@ -74,7 +75,7 @@ def curves_figure(events: list[dict[str, Any]], height: int = 340) -> go.Figure:
     planned = max(x + [2]) if _ended(events) else max([int(r.get("epochs") or 0) for r in rows] + x + [2])
     fig.update_xaxes(title_text="epoch", title_standoff=12, automargin=True, range=[0.5, planned + 0.5],
                      dtick=1 if planned <= 15 else None)
-    fig.update_yaxes(rangemode="tozero", row=1, col=1)
+    fig.update_yaxes(rangemode="tozero", tickformat=LOSS_TICKS, row=1, col=1)
     fig.update_yaxes(range=[0, 102], ticksuffix="%", row=1, col=2)
     fig.update_annotations(font=dict(size=14))
     return fig

@@ -15,7 +15,7 @@ from core.numbers import fmt_score
 from core.runs_table import (COMPARE_METRICS, MAX_NAME, RATE_METRICS, backbone_words, compare_runs, epoch_curves, run_names, run_row, set_run_name,
                              run_strategy_words, stored_run_name)
 from core import ACTIVE_STATES, request_stop
-from ui.charts import TEMPLATE, plain
+from ui.charts import LOSS_TICKS, TEMPLATE, plain
 from ui.common import (STATE_LABELS, fmt_pct, go_to, md_escape, model_choices, select_run, show_error, state_badge,
                        update_model_choices, workspace)
 from ui.evaluate_views import graft_model_button
@@ -112,7 +112,7 @@ def compare_figure(curves: dict[str, dict[str, list[Any]]]) -> go.Figure:
     longest = max([len(c["epoch"]) for c in curves.values()] + [1])
     fig.update_xaxes(title_text="epoch", dtick=1 if longest <= 15 else None)  # whole epochs, never "1.5"
     fig.update_yaxes(range=[0, 102], ticksuffix="%", row=1, col=1)
-    fig.update_yaxes(rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(rangemode="tozero", tickformat=LOSS_TICKS, row=1, col=2)
     return fig
 
 

@@ -168,6 +168,7 @@ def test_curves_figure() -> None:
     assert [t for t in fig.data if t.name == "Weights kept"][0].x == (2,)
     assert list(fig.layout.xaxis.range) == [0.5, 5.5]  # the planned epochs: the curve grows across the axis
     assert [a.text for a in fig.layout.annotations][:2] == ["Loss (lower is better)", "Accuracy (higher is better)"]
+    assert fig.layout.yaxis.tickformat == "~g"  # a small loss reads 0.0005, not "500µ"
     ended = curves_figure(events + [{"event": "run_end", "state": "stopped"}])
     assert list(ended.layout.xaxis.range) == [0.5, 3.5]  # after an early stop the axis fits what ran
     resumed = curves_figure(events + [{"event": "run_end"}, {"event": "resumed", "epoch": 3}])
