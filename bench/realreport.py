@@ -168,8 +168,10 @@ def section(cfg: RealCfg, ctx: Context, neu: Results, bottle: Results, neu_size:
         f"epochs; multi-task on NEU uses '{'rolled-in_scale'}' as its good class. Linear probe: logistic regression "
         f"on frozen pooled features (fp32), C from 13 values by 5-fold CV. Plain script: timm model, AdamW 3e-4, "
         f"cosine per step, random flips, batch 32, {cfg.plain_epochs} epochs, BatchNorm in train mode.",
-        "Seconds are wall time per fit on this CPU, including feature extraction where a recipe needs it; other "
-        "programs shared the CPU at times (see the load average below), so compare them within this table.",
+        "Seconds are wall time per fit on this CPU (two fits side by side, one thread each), including feature "
+        "extraction where a recipe needs it. Every fit is kept in `docs/bench/real_fits.jsonl` and reused by later "
+        "runs while the settings it depends on hold (`bench.realstore`), so a row's seconds come from the run that "
+        "measured it, at that run's load.",
     ] + (VIEWS_NOTES if views else [])
     tables = [_goal_table(cfg, neu, bottle), curve] + ([views] if views else [])
     return Section("real", TITLE, INTRO, tables, goals(neu, cfg.goal_shots), notes,
