@@ -27,9 +27,10 @@ __all__ = ["Rate", "StepRate", "Smoother", "Task", "RunShape", "RunClock", "plan
            "probe_view_count", "shape_for", "run_priors", "step_weight", "TRAIN_RATIO", "STARTUP_S"]
 
 # One training step costs about TRAIN_RATIO × batch × one photo's forward pass (eval, bf16), measured in
-# real runs on the reference 2-core CPU (docs/benchmarks.md section 9: 5.9-6.0 quiet, 6.4-7.6 under load);
+# real runs on the reference 2-core CPU (mobilenetv2_100 at 96-128 px on a quiet CPU: 4.3-5.0, counting a short
+# last batch as its share of a step);
 # curated backbones use the ratio of their own listed speeds.
-TRAIN_RATIO = 6.5
+TRAIN_RATIO = 5.0
 STARTUP_S = 7.0  # python -m core train: importing torch, timm and scikit-learn on the reference CPU
 DEFAULT_TRAIN_IPS, DEFAULT_INFER_IPS, SPEED_AT = 15.0, 150.0, 224  # mobilenetv2_100 at 224 px on 2 cores
 PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.004, "memory": 0.01, "build": 1.5, "save": 1.5,
@@ -67,12 +68,13 @@ class Rate:
         self._seconds = self._units = 0.0
 
     def observe(self, seconds: float, units: float) -> bool:
-        """Add one observation; True when it was the first (the estimate changed from a prior)."""
+        """Add one observation; True when it was the first, or the second, which replaces the first (the
+        estimate changed from a prior, then from a warm-up)."""
         if units <= 0 or seconds < 0:
             return False
         keep = 0.0 if self.count == 1 else 1.0 - self.alpha  # the first report carries warm-up: drop it
         self._seconds, self._units = self._seconds * keep + seconds, self._units * keep + units
-        first, self.count = self.value is None, self.count + 1
+        first, self.count = self.count <= 1, self.count + 1
         self.value = self._seconds / self._units
         return first
 
@@ -127,6 +129,9 @@ class Smoother:
         return self.value
 
 
+Costs = Callable[..., float]  # (key, step weight) -> seconds per unit
+
+
 @dataclass
 class Task:
     """One step of the plan: ``reps`` repetitions of ``parts`` (units per kind of work), ``done`` of them done."""
@@ -137,13 +142,16 @@ class Task:
     done: float = 0.0
     weights: tuple[float, ...] = ()  # per repetition: its training steps' cost relative to a whole-trunk step
 
-    def cost(self, costs: Callable[[str], float], rep: int | None = None) -> float:
+    def weight(self, rep: int) -> float:
+        return self.weights[rep] if self.weights and 0 <= rep < len(self.weights) else 1.0
+
+    def cost(self, costs: Costs, rep: int | None = None) -> float:
         """Seconds of one repetition (``rep``: that one, with its step weight; default the current one)."""
         rep = int(min(self.done, self.reps - 1)) if rep is None else rep
-        w = self.weights[rep] if self.weights and 0 <= rep < len(self.weights) else 1.0
-        return sum(units * costs(key) * (w if key == "train" else 1.0) for key, units in self.parts.items() if units)
+        w = self.weight(rep)
+        return sum(units * costs(key, w if key == "train" else 1.0) for key, units in self.parts.items() if units)
 
-    def left(self, costs: Callable[[str], float]) -> float:
+    def left(self, costs: Costs) -> float:
         if not self.weights:
             return max(0.0, self.reps - self.done) * self.cost(costs, 0)
         return sum(min(1.0, max(0.0, i + 1 - self.done)) * self.cost(costs, i) for i in range(int(self.reps)))
@@ -236,7 +244,7 @@ def _fit_tasks(shape: RunShape, stage: str, n_train: int, n_val: int, n_test: in
     if shape.flag("probe"):
         out.append(Task(pre + "probe", {"probe": (1 + views) * n_train}))
     if not frozen:
-        per_epoch = {"train": -(-n_train // max(1, shape.batch_size)), "gap": 1,
+        per_epoch = {"train": n_train / max(1, shape.batch_size), "gap": 1,  # a short last batch costs its share
                      "forward": n_val + (n_train if shape.flag("recalibrate") and n_val else 0)}
         weights = tuple(step_weight(f) for f in shape.shares)
         out.append(Task(pre + "fit", per_epoch, reps=max(1, shape.epochs), weights=weights))
@@ -301,6 +309,7 @@ class RunClock:
         self.now, self.prior = now, dict(prior or priors(batch_size=shape.batch_size))
         self.batch_size = shape.batch_size
         self.rates: dict[str, Rate] = {}
+        self.stages: dict[float, StepRate] = {}  # seconds per full batch of the steps of each step weight
         self.smoother = Smoother()
         self.stage = ""  # the cross-validation fit under way: "fold-2", "final" ("" for one split)
         self.tasks: list[Task] = []
@@ -417,13 +426,20 @@ class RunClock:
         return units, max(planned, units)
 
     def step(self, seconds: float, photos: int, epoch: int = 0) -> None:
-        """One training step of ``epoch`` (0-based) took ``seconds`` for ``photos`` photos; it is recorded as
-        a whole-trunk step (see :func:`step_weight`). The first steps of a fit are skipped (warm-up)."""
+        """One training step of ``epoch`` (0-based) took ``seconds`` for ``photos`` photos; it is recorded for
+        its step weight and as a whole-trunk step (see :func:`step_weight`). The first steps of a fit are
+        skipped (warm-up)."""
         self._steps, self._activity = self._steps + 1, self.now()
+        weight = self._epoch_weight(epoch)
+        if self._steps > WARMUP_STEPS:  # a short last batch counts as its share of a step, at its real time
+            share = max(1, photos) / self.batch_size
+            self.observe("train", seconds / weight, share)
+            if self.stages.setdefault(round(weight, 6), StepRate()).observe(seconds, share):
+                self._snap = True
+
+    def _epoch_weight(self, epoch: int) -> float:
         shares = self.shape.shares if self.shape else ()
-        weight = step_weight(shares[epoch]) if 0 <= epoch < len(shares) else 1.0
-        if self._steps > WARMUP_STEPS:
-            self.observe("train", seconds * self.batch_size / max(1, photos) / weight, 1)
+        return step_weight(shares[epoch]) if 0 <= epoch < len(shares) else 1.0
 
     def fit_at(self, epochs_done: float, batch_share: float | None = None) -> None:
         """The current fit has done ``epochs_done`` epochs (a fraction within the current one)."""
@@ -432,19 +448,32 @@ class RunClock:
             whole, part = divmod(epochs_done, 1.0)
             if part and batch_share is None:
                 rep = int(min(whole, task.reps - 1))
-                weight = task.weights[rep] if rep < len(task.weights) else 1.0
-                batch_share = task.parts["train"] * self.cost("train") * weight / max(1e-9, task.cost(self.cost, rep))
+                batch_share = task.parts["train"] * self.cost("train", task.weight(rep)) / max(
+                    1e-9, task.cost(self.cost, rep))
             task.done = min(task.reps, whole + part * (batch_share if part else 1.0))
 
     def train_speed(self, epoch: int = 0) -> float | None:
         """Photos per second of ``epoch``'s training steps, smoothed (None before a step was measured)."""
-        rate, shares = self.rates.get("train"), self.shape.shares if self.shape else ()
-        weight = step_weight(shares[epoch]) if 0 <= epoch < len(shares) else 1.0
-        return self.batch_size / (rate.value * weight) if rate and rate.value else None
+        rate = self.rates.get("train")
+        return self.batch_size / self.cost("train", self._epoch_weight(epoch)) if rate and rate.value else None
 
     # --- the answer -------------------------------------------------------------------------------
-    def cost(self, key: str) -> float:
-        """Seconds per unit: measured, else derived from a measured neighbour, else the prior."""
+    def cost(self, key: str, weight: float = 1.0) -> float:
+        """Seconds per unit: measured, else derived from a measured neighbour, else the prior. A training step
+        of step weight ``weight`` (:func:`step_weight`) costs what the steps of that weight measured, else what
+        the nearest measured weight's steps did, scaled by the weights."""
+        if key == "train":
+            return self._step_cost(weight)
+        return self._unit_cost(key)
+
+    def _step_cost(self, weight: float) -> float:
+        measured = [(w, r.value) for w, r in self.stages.items() if r.value is not None]
+        if not measured:
+            return self._unit_cost("train") * weight
+        w, value = min(measured, key=lambda m: abs(m[0] - weight))
+        return value * weight / w
+
+    def _unit_cost(self, key: str) -> float:
         measured = self.rates.get(key)
         if measured and measured.value is not None:
             return measured.value
@@ -492,4 +521,4 @@ class RunClock:
 
 def estimate_seconds(shape: RunShape, prior: dict[str, float]) -> float:
     """The whole run's expected duration before it starts (the Model page), start-up included."""
-    return prior.get("start", STARTUP_S) + sum(t.left(lambda k: prior.get(k, 0.0)) for t in plan_run(shape))
+    return prior.get("start", STARTUP_S) + sum(t.left(lambda k, w=1.0: prior.get(k, 0.0) * w) for t in plan_run(shape))
