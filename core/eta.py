@@ -32,8 +32,9 @@ __all__ = ["Rate", "StepRate", "Smoother", "Task", "RunShape", "RunClock", "plan
 # curated backbones use the ratio of their own listed speeds.
 TRAIN_RATIO = 5.0
 STARTUP_S = 7.0  # python -m core train: importing torch, timm and scikit-learn on the reference CPU
-DEFAULT_TRAIN_IPS, DEFAULT_INFER_IPS, SPEED_AT = 15.0, 150.0, 224  # mobilenetv2_100 at 224 px on 2 cores
-PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.004, "memory": 0.01, "build": 1.5, "save": 1.5,
+DEFAULT_TRAIN_IPS, DEFAULT_INFER_IPS, SPEED_AT = 14.0, 70.0, 224  # mobilenetv2_100 at 224 px on 2 cores (bf16)
+VIEW_SHARE = 0.65  # a photo-view scored by the finished model costs this share of a feature-pass photo (measured 0.64)
+PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.0025, "memory": 0.01, "build": 1.5, "save": 1.5,
             "gap": 0.1, "start": STARTUP_S}  # seconds per unit before this run measures them
 ALPHA = 0.3  # moving-average weight of a new observation of a preparation phase (about the last 3 reports)
 STEP_WINDOW = 16  # training steps in the window that times a step (StepRate)
@@ -253,7 +254,7 @@ def _fit_tasks(shape: RunShape, stage: str, n_train: int, n_val: int, n_test: in
     scored = (n_test + (n_val if not stage else 0)) * shape.test_views
     if frozen and shape.test_views <= 1:  # scored on the cached features: free
         scored = 0
-    return out + [Task(pre + "score", {"forward": scored})]
+    return out + [Task(pre + "score", {"view": scored})]
 
 
 def priors(backbone: str = "", image_size: int = 224, batch_size: int = 32,
@@ -478,6 +479,8 @@ class RunClock:
         if measured and measured.value is not None:
             return measured.value
         ratio, forward, train = self.prior.get("ratio", TRAIN_RATIO), self.rates.get("forward"), self.rates.get("train")
+        if key == "view":  # the finished model scoring a photo-view: a forward pass without the feature pass's copying
+            return VIEW_SHARE * self._unit_cost("forward")
         if key == "train" and self.prior.get("measured_here"):  # steps timed here before beat a derived guess
             return self.prior["train"]
         if key == "train" and forward and forward.value is not None:
@@ -514,11 +517,11 @@ class RunClock:
         current = self.tasks[self.current].name if 0 <= self.current < len(self.tasks) else ""
         line = {"time": time.time(), "raw": raw, "shown": shown, "current": current,
                 "left": {t.name: round(t.left(self.cost), 3) for t in self.tasks if t.left(self.cost) > 0},
-                "cost": {k: self.cost(k) for k in ("forward", "train", "probe", "gap", "save", "build")}}
+                "cost": {k: self.cost(k) for k in ("forward", "view", "train", "probe", "gap", "save", "build")}}
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")
 
 
 def estimate_seconds(shape: RunShape, prior: dict[str, float]) -> float:
     """The whole run's expected duration before it starts (the Model page), start-up included."""
-    return prior.get("start", STARTUP_S) + sum(t.left(lambda k, w=1.0: prior.get(k, 0.0) * w) for t in plan_run(shape))
+    return prior.get("start", STARTUP_S) + RunClock(shape, prior).remaining()  # the costs a run starts from

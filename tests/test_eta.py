@@ -74,12 +74,14 @@ def test_the_plan_holds_every_phase_of_the_run_in_order() -> None:
     tasks = {t.name: t for t in plan_run(shape)}
     assert tasks["features"].parts["forward"] == 100 + 7 * 70  # every photo, then 7 extra views of the training ones
     assert tasks["fit"].reps == 3 and tasks["fit"].parts["train"] == 7 and tasks["fit"].parts["forward"] == 15
+    short = {t.name: t for t in plan_run(RunShape(photos=100, epochs=3, batch_size=32, splits=(70, 15, 15)))}
+    assert short["fit"].parts["train"] == pytest.approx(70 / 32)  # a short last batch costs its share of a step
     assert tasks["reprobe"].parts["forward"] == 8 * 70
-    assert tasks["score"].parts["forward"] == 30
+    assert tasks["score"].parts["view"] == 30  # photo-views scored by the finished model
     scratch = [t.name for t in plan_run(RunShape(photos=100, strategy="scratch"))]
     assert "probe" not in scratch and "reprobe" not in scratch
     frozen = {t.name: t for t in plan_run(RunShape(photos=100, strategy="feature-extraction"))}
-    assert "fit" not in frozen and frozen["score"].parts["forward"] == 0
+    assert "fit" not in frozen and frozen["score"].parts["view"] == 0
     cv = [t.name for t in plan_run(RunShape(photos=90, folds=3))]
     assert [n for n in cv if n.endswith(":fit")] == ["fold-1:fit", "fold-2:fit", "fold-3:fit", "final:fit"]
 
@@ -184,7 +186,7 @@ def test_the_plan_scores_every_held_out_photo_as_many_ways_as_the_model_checks_i
 
     def scored(strategy: str, views: int) -> float:
         config = RunConfig(data="", out="", strategy=strategy, views=views, folds=1)
-        return next(t.parts["forward"] for t in plan_run(shape_for(config, 100)) if t.name == "score")
+        return next(t.parts["view"] for t in plan_run(shape_for(config, 100)) if t.name == "score")
 
     assert scored("fine-tune", 8) == 8 * scored("fine-tune", 1) > 0
     assert scored("feature-extraction", 1) == 0  # cached features: free
