@@ -241,7 +241,7 @@ def _fit_tasks(shape: RunShape, stage: str, n_train: int, n_val: int, n_test: in
     frozen = shape.strategy == "feature-extraction"  # trains heads on cached features: scoring is free too
     views = probe_view_count(n_train, shape.views, shape.view_budget) if shape.flag("probe") else 0
     read = (shape.photos if first and (shape.flag("probe") or frozen) else 0) + views * max(0, n_train - covered)
-    out = [Task(pre + "features", {"forward": read})]
+    out = [Task(pre + "features", {"forward": read, "build": 1})]  # each fit builds its model afresh
     if shape.flag("probe"):
         out.append(Task(pre + "probe", {"probe": (1 + views) * n_train}))
     if not frozen:
