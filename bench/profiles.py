@@ -114,7 +114,7 @@ class RealCfg:
                                 "multi-task", "scratch")
     slow_methods: tuple[str, ...] = ("scratch", "plain-scratch", "multi-task")  # the longest fits, or the least used
     slow_seeds: int = 1  # ... so they run with the first seed only
-    random_methods: tuple[str, ...] = ("feature-extraction", "fine-tune")
+    random_methods: tuple[str, ...] = ("feature-extraction", "fine-tune", "progressive", "multi-task")
     random_seeds: int = 1
     cheap_methods: tuple[str, ...] = ("probe", "feature-extraction")
     cheap_seeds: int = 1

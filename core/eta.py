@@ -5,8 +5,9 @@ photo-views for the feature pass and the probe's extra views, training steps (ep
 every fit), the head refit's feature pass on the adapted trunk, and the photos to score; for a
 cross-validation every fold and the final fit. Each kind of unit has a cost (:class:`Rate`), measured
 in this run as it goes (a moving average of step times that skips the warm-up steps and clips stray
-slow ones), else derived from another measured cost (a training step ≈ ``train_ratio`` × batch × one
-photo's forward pass), else a prior from the backbone's known speed. The time left is the sum over
+slow ones; a progressive run's steps per share of the trunk that trains), else derived from another
+measured cost (a training step ≈ ``train_ratio`` × batch × one photo's forward pass), else a prior:
+the training speed measured earlier in the run's workspace, else the backbone's known speed. The time left is the sum over
 what remains, smoothed over wall time (:class:`Smoother`) so that one slow batch doesn't make it jump.
 
 Torch-free: the CLI announces a run with it before loading PyTorch, and the Model page's "expected
