@@ -7,8 +7,9 @@ cross-validation every fold and the final fit. Each kind of unit has a cost (:cl
 in this run as it goes (a moving average of step times that skips the warm-up steps and clips stray
 slow ones; a progressive run's steps per share of the trunk that trains), else derived from another
 measured cost (a training step ≈ ``train_ratio`` × batch × one photo's forward pass), else a prior:
-the training speed measured earlier in the run's workspace, else the backbone's known speed. The time left is the sum over
-what remains, smoothed over wall time (:class:`Smoother`) so that one slow batch doesn't make it jump.
+the training speed measured earlier in the run's workspace, else the backbone's known speed. The
+time left is the sum over what remains, smoothed over wall time (:class:`Smoother`) so that one slow
+batch doesn't make it jump.
 
 Torch-free: the CLI announces a run with it before loading PyTorch, and the Model page's "expected
 training time" uses the same plan and costs (:func:`estimate_seconds`).
