@@ -36,7 +36,7 @@ TRAIN_RATIO = 5.0
 STARTUP_S = 7.0  # python -m core train: importing torch, timm and scikit-learn on the reference CPU
 DEFAULT_TRAIN_IPS, DEFAULT_INFER_IPS, SPEED_AT = 14.0, 70.0, 224  # mobilenetv2_100 at 224 px on 2 cores (bf16)
 VIEW_SHARE = 0.65  # a photo-view scored by the finished model costs this share of a feature-pass photo (measured 0.64)
-PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.0025, "memory": 0.01, "build": 1.5, "save": 1.5,
+PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.0015, "memory": 0.01, "build": 1.5, "save": 1.5,
             "gap": 0.1, "start": STARTUP_S}  # seconds per unit before this run measures them
 ALPHA = 0.3  # moving-average weight of a new observation of a preparation phase (about the last 3 reports)
 STEP_WINDOW = 16  # training steps in the window that times a step (StepRate)
