@@ -15,8 +15,8 @@ from core.workspace import Workspace
 from ui.advice_views import advice_markdown
 from ui.common import current_dataset, fmt_duration, fmt_int, photo_sizes, workspace
 
-__all__ = ["backbone_speeds", "training_estimate", "image_size_cost", "thoroughness", "offline_advice", "check_weights_upload",
-           "expected_duration_text"]
+__all__ = ["backbone_speeds", "training_estimate", "image_size_cost", "thoroughness", "offline_advice",
+           "check_weights_upload", "expected_duration_text"]
 
 # --- the speed table (read from every run's events: cached until a run folder or speeds.json changes) ---
 
@@ -72,11 +72,10 @@ def expected_duration_text(choices: dict[str, Any], n_images: int, speed: dict[s
 
 
 def _folds(choices: dict[str, Any], n_images: int) -> int:
-    """The folds the run will use: the choice made, else the default for this many photos (quick or thorough)."""
-    from core.folds import DEFAULT_FOLDS, default_folds
+    """The folds the run will use: the choice made, else the default for this many photos."""
+    from core.folds import default_folds
 
-    chosen = choices.get("folds")
-    return int(chosen) if chosen else (DEFAULT_FOLDS if default_folds(n_images) >= 2 else 1)
+    return int(choices.get("folds") or default_folds(n_images))
 
 
 def image_size_cost(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:
@@ -102,7 +101,7 @@ def thoroughness(choices: dict[str, Any], n_images: int, speed: dict[str, float]
     from core.folds import DEFAULT_FOLDS, default_folds
 
     quick, thorough = 1, DEFAULT_FOLDS
-    chosen = int(choices.get("folds") or default_folds(n_images))
+    chosen = _folds(choices, n_images)
     if key not in st.session_state:
         st.session_state[key] = thorough if chosen >= 2 else quick
 
