@@ -295,7 +295,7 @@ def _speed_here(workspace: str | None, backbone: str) -> dict[str, float] | None
     from .workspace import Workspace  # torch-free
 
     try:
-        return Workspace(workspace).backbone_speeds().get(backbone)
+        return Workspace(workspace).backbone_speed(backbone)
     except Exception:  # an unreadable workspace only costs the estimate its history
         return None
 
@@ -518,7 +518,7 @@ class RunClock:
         """One line per estimate: what each task adds to the time left and at which costs (for the bench)."""
         current = self.tasks[self.current].name if 0 <= self.current < len(self.tasks) else ""
         line = {"time": time.time(), "raw": raw, "shown": shown, "current": current,
-                "left": {t.name: round(t.left(self.cost), 3) for t in self.tasks if t.left(self.cost) > 0},
+                "left": {t.name: round(left, 3) for t in self.tasks if (left := t.left(self.cost)) > 0},
                 "cost": {k: self.cost(k) for k in ("forward", "view", "train", "probe", "gap", "save", "build")}}
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")

@@ -711,20 +711,39 @@ class Workspace:
         """
         speeds: dict[str, dict[str, float]] = {}
         for run in reversed(self.list_runs()):  # oldest first, so the newest measurement wins
-            config = run["config"]
-            if config.get("strategy") == Strategy.FEATURE_EXTRACTION.value:
-                continue
-            epochs = [e for e in read_jsonl(Path(run["path"]) / "events.jsonl") if e.get("event") == "epoch"]
-            if epochs and epochs[-1].get("images_per_s"):
-                speeds[str(config.get("backbone", ""))] = {"images_per_s": float(epochs[-1]["images_per_s"]),
-                                                           "image_size": float(config.get("image_size", 0))}
-        measured = read_json(self.speeds_file, {})
-        if isinstance(measured, dict):
-            speeds.update({k: v for k, v in measured.items() if isinstance(v, dict) and "images_per_s" in v})
+            speed = _run_speed(run)
+            if speed:
+                speeds[str(run["config"].get("backbone", ""))] = speed
+        speeds.update(self._measured_speeds())
         return speeds
+
+    def backbone_speed(self, backbone: str) -> dict[str, float] | None:
+        """:meth:`backbone_speeds` of one backbone, reading only the newest run that trained it (a run's start)."""
+        measured = self._measured_speeds().get(backbone)
+        if measured:
+            return measured
+        runs = (r for r in self.list_runs() if str(r["config"].get("backbone", "")) == backbone)
+        return next((speed for speed in map(_run_speed, runs) if speed), None)
+
+    def _measured_speeds(self) -> dict[str, dict[str, float]]:
+        measured = read_json(self.speeds_file, {})
+        if not isinstance(measured, dict):
+            return {}
+        return {k: v for k, v in measured.items() if isinstance(v, dict) and "images_per_s" in v}
 
 
 # --- helpers -----------------------------------------------------------------------------------
+
+
+def _run_speed(run: dict[str, Any]) -> dict[str, float] | None:
+    """The training speed a run measured at its last epoch (None for feature extraction or no epoch yet)."""
+    config = run["config"]
+    if config.get("strategy") == Strategy.FEATURE_EXTRACTION.value:
+        return None
+    epochs = [e for e in read_jsonl(Path(run["path"]) / "events.jsonl") if e.get("event") == "epoch"]
+    if not epochs or not epochs[-1].get("images_per_s"):
+        return None
+    return {"images_per_s": float(epochs[-1]["images_per_s"]), "image_size": float(config.get("image_size", 0))}
 
 
 def _write_new(folder: Path, base: str, data: bytes) -> Path:

@@ -367,10 +367,13 @@ def test_backbone_speeds_come_from_earlier_runs_and_measurements(ws: Workspace) 
     path = fake_run(ws, "r", "done")
     (path / "events.jsonl").write_text(json.dumps({"event": "epoch", "epoch": 1, "images_per_s": 123.4}) + "\n")
     assert ws.backbone_speeds() == {"test_resnet": {"images_per_s": 123.4, "image_size": 32.0}}
+    assert ws.backbone_speed("test_resnet") == {"images_per_s": 123.4, "image_size": 32.0}  # one backbone's
+    assert ws.backbone_speed("resnet18.a1_in1k") is None
     ws.record_speed("test_resnet", 500.0, 160)
     ws.record_speed("resnet18.a1_in1k", 80.0, 160)
     assert ws.backbone_speeds() == {"test_resnet": {"images_per_s": 500.0, "image_size": 160.0},
                                     "resnet18.a1_in1k": {"images_per_s": 80.0, "image_size": 160.0}}
+    assert ws.backbone_speed("test_resnet") == {"images_per_s": 500.0, "image_size": 160.0}  # measured wins
 
 
 def test_resume_needs_an_ended_run_with_a_checkpoint(ws: Workspace) -> None:
