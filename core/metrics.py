@@ -218,7 +218,12 @@ def bootstrap_auc_range(is_defect: np.ndarray, scores: np.ndarray, reps: int = B
 
 def bootstrap_balanced_range(y: np.ndarray, pred: np.ndarray, reps: int = BOOTSTRAP_REPS,
                              seed: int = 0) -> list[float] | None:
-    """95% percentile range of the balanced accuracy, resampling within each class present."""
+    """95% percentile range of the balanced accuracy, resampling within each class present.
+
+    Photos that are all right (or all wrong) can't vary under resampling, so a perfect score on a
+    handful of photos would get the range [100%, 100%]. The range therefore always spans the Wilson
+    range of the balanced accuracy as a share of all the photos, which is honest at 6 of 6.
+    """
     present = np.unique(y)
     if not len(present):
         return None
@@ -228,7 +233,8 @@ def bootstrap_balanced_range(y: np.ndarray, pred: np.ndarray, reps: int = BOOTST
         right = (pred[y == c] == c).astype(np.float64)
         recalls.append(right[rng.integers(0, len(right), (reps, len(right)))].mean(1))
     balanced = np.mean(recalls, axis=0)
-    return [float(np.percentile(balanced, 2.5)), float(np.percentile(balanced, 97.5))]
+    low, high = wilson_interval(int(round(float(balanced_accuracy(y, pred) or 0.0) * len(y))), len(y))
+    return [float(min(np.percentile(balanced, 2.5), low)), float(max(np.percentile(balanced, 97.5), high))]
 
 
 # --- rates with uncertainty ----------------------------------------------------------------------

@@ -126,3 +126,11 @@ def test_a_model_right_on_every_class_says_so_in_plain_words() -> None:
     v = judge(m)
     assert v.level == "ready", v
     assert "recognises every class every time" in v.reason and "at least 100%" not in v.reason
+
+
+def test_perfect_on_a_handful_of_photos_without_a_good_class_is_promising_not_ready() -> None:
+    y = np.array([0, 1, 2] * 2)  # 2 photos per class, every one right
+    m = score(y, np.eye(3)[y] * 0.9 + 0.03, CLASSES, None)
+    lo, hi = m["ranges"]["balanced_accuracy"]
+    assert hi == 1.0 and lo < 0.75  # not the [100%, 100%] a bootstrap alone gives
+    assert judge(m).level == "promising"
