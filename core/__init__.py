@@ -31,6 +31,7 @@ _EXPORTS: dict[str, str] = {
     "Predictor": "predict", "Prediction": "predict", "list_images": "predict",
     "RunFolder": "runs", "launch_run": "runs", "list_runs": "runs", "new_run_dir": "runs",
     "read_status": "runs", "request_stop": "runs", "ACTIVE_STATES": "runs", "FINAL_STATES": "runs",
+    "ensure_standby": "standby", "ready_standby": "standby",
     "ExecutorSettings": "executors", "executor_settings": "executors", "save_executor_settings": "executors",
     "where_label": "executors", "follow_again": "executors", "check_connection": "executors.connection", "ConnectionReport": "executors.connection",
     "SweepSpec": "sweeps", "run_sweep": "sweeps", "list_sweeps": "sweeps", "sweep_trials": "sweeps",

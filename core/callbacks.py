@@ -14,12 +14,13 @@ __all__ = ["EventWriter", "StopWatcher", "StopRequested", "progress_hook", "anno
 PROGRESS_EVERY_S = 2.0
 
 
-def announce_start(config: Any) -> None:
+def announce_start(config: Any, warm: bool = False) -> None:
     """The run's first progress event, written before PyTorch loads: the whole run's expected duration.
 
     The training process takes seconds to import torch, timm and scikit-learn; this event lets the
     app show at once that the run started and about how long it will take (:func:`core.eta.estimate_seconds`,
-    from the number of photos and the backbone's known speed).
+    from the number of photos and the backbone's known speed). A ``warm`` process (core/standby.py) has
+    loaded them already: its estimate counts no start-up.
     """
     from .datasets import load_dataset
     from .eta import estimate_seconds, run_priors, shape_for
@@ -28,7 +29,8 @@ def announce_start(config: Any) -> None:
         photos = len(load_dataset(config.data).samples)
     except Exception:  # the training process reports a bad dataset in plain words; here it only has no ETA
         photos = 0
-    eta = estimate_seconds(shape_for(config, photos), run_priors(config)) if photos else None
+    prior = {**run_priors(config), **({"start": 0.0} if warm else {})}
+    eta = estimate_seconds(shape_for(config, photos), prior) if photos else None
     run = RunFolder(config.out)
     run.path.mkdir(parents=True, exist_ok=True)
     run.emit("progress", phase="start", done=0, total=photos, eta_s=eta, elapsed_s=0.0)

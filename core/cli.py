@@ -53,6 +53,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     _add_executor_options(p)
     p.add_argument("--follow", action="store_true",
                    help="with --executor ray: follow the run's job again (e.g. after this computer restarted)")
+    p.add_argument("--standby", default=None, metavar="FOLDER",
+                   help="load PyTorch now and wait in FOLDER for a run the app hands over (core/standby.py)")
 
 
 def _add_executor_options(p: argparse.ArgumentParser) -> None:
@@ -179,6 +181,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .runs import read_status
 
+    warm = bool(args.standby)
+    if warm:
+        from .standby import wait_for_run
+
+        handed = wait_for_run(args.standby)
+        if handed is None:  # nobody needed it
+            return 0
+        args = _parser().parse_args(["train", *handed])
     config = _train_config(args)
     executor = _executor(args, config.workspace)
     if args.follow:
@@ -189,7 +199,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if executor.name == "local" and "RANK" not in os.environ:  # before torch loads (seconds): the run shows at once
             from .callbacks import announce_start
 
-            announce_start(config)
+            announce_start(config, warm=warm)
         code = executor.run(config, resume=args.resume)
     if os.environ.get("RANK", "0") != "0" or os.environ.get("GRAFT_DDP_PARENT"):  # DDP: one report, not N
         return code

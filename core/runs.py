@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -203,6 +204,17 @@ def reap_when_done(proc: subprocess.Popen) -> subprocess.Popen:
     under the app (the app is its parent but only ever reads the run folder)."""
     threading.Thread(target=proc.wait, name=f"graft-reap-{proc.pid}", daemon=True).start()
     return proc
+
+
+def spawn_cli(args: list[str], log_file: Path) -> int:
+    """Start ``python -m core ARGS`` in its own session (it outlives the app), printing into ``log_file``;
+    its pid. The app reaps it when it ends."""
+    cmd = [sys.executable, "-m", "core", *args]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
+    with open(log_file, "ab") as log:
+        proc = reap_when_done(subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, env=env, start_new_session=True))
+    return proc.pid
 
 
 def local_live_status(status: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 import core  # the names used here (catalogue, evidence) are torch-free: the page draws at once
+from core import ensure_standby
 from core.config import DEFAULT_VIEWS, STRATEGY_DEFAULTS, RunConfig, Strategy
 from core.errors import GraftError
 from core.jsonio import read_json
@@ -414,6 +415,7 @@ def main() -> None:
     n_images = ws.dataset_info(dataset).total if dataset else 0
     if dataset:
         st.caption(f"Dataset: {md_escape(dataset)} · {fmt_int(n_images)} photos")
+        ensure_standby(ws.root)  # a training process loads PyTorch now, so Start doesn't wait for it
     choices = model_choices(n_images)
     backbone_section(ws, choices)
     start_section(ws, choices, n_images)

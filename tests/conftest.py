@@ -23,6 +23,7 @@ def _isolated_env(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["GRAFT_CACHE_DIR"] = str(tmp_path_factory.mktemp("graft-cache"))
     os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
     os.environ.setdefault("GRAFT_MAX_CONCURRENT_RUNS", "1")
+    os.environ.setdefault("GRAFT_STANDBY", "0")  # no warm training processes unless a test asks for one
 
 
 def draw_easy(label: str, size: int, rng: np.random.Generator) -> Image.Image:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig
-from ..runs import PROJECT_ROOT, RunFolder, local_live_status, reap_when_done, request_stop_file
+from ..runs import RunFolder, local_live_status, request_stop_file, spawn_cli
+from ..standby import hand_over
 
 __all__ = ["LocalExecutor", "THIS_COMPUTER"]
 
@@ -31,13 +29,9 @@ class LocalExecutor:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(config)
         run.set_status("queued", "Waiting to start.", executor=self.name, where=THIS_COMPUTER)
-        cmd = [sys.executable, "-m", "core", "train", "--config", str(run.config_file), "--executor", "local"]
-        cmd += ["--resume"] if resume else []
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
-        with open(run.log_file, "ab") as log:
-            proc = reap_when_done(subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
-                                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True))
-        run.set_status("queued", "Waiting to start.", pid=proc.pid)
+        args = ["--config", str(run.config_file), "--executor", "local"] + (["--resume"] if resume else [])
+        pid = hand_over(config.workspace, args, run.log_file)  # a warm process skips ~7 s of imports
+        run.set_status("queued", "Waiting to start.", pid=pid or spawn_cli(["train", *args], run.log_file))
         return run
 
     def run(self, config: RunConfig, *, resume: bool = False) -> int:
