@@ -15,11 +15,11 @@ from typing import Any
 
 import streamlit as st
 
-from core import ACTIVE_STATES, RunFolder, launch_run, read_status, request_stop, where_label
+from core import ACTIVE_STATES, RunFolder, ensure_standby, launch_run, read_status, request_stop, where_label
 from core.jsonio import read_json
 from core.verdict import held_out_words
 from core.workspace import Workspace
-from ui.charts import curves_figure
+from ui.charts import curves_figure, has_curve
 from ui.common import (STATE_LABELS, attach_run, backbone_label, current_dataset, flash, fmt_duration, go_to,
                        guarded, headline_metrics, md_escape, model_choices, page_header, progress_summary,
                        run_state, select_run, show_flash, state_badge, strategy_title, workspace)
@@ -98,10 +98,10 @@ def run_view(path: str, polling: bool) -> None:
     run_heading(path, status, events)
     if state in ACTIVE_STATES:
         active_panel(path, status, events)
-    if any(e.get("event") == "epoch" for e in events):
+    if has_curve(events):
         st.plotly_chart(curves_figure(events), config={"displayModeBar": False}, key="curves")
     elif state in ACTIVE_STATES:
-        st.caption("The learning curves appear after the first epoch.")
+        st.caption("The learning curves appear once training starts, after the photos are prepared.")
     if state not in ACTIVE_STATES:
         ended_panel(path, status, events)
 
@@ -264,6 +264,8 @@ def main() -> None:
     ws = workspace()
     path = attach_run()
     active = bool(path) and read_status(path).get("state") in ACTIVE_STATES
+    if not active:
+        ensure_standby(ws.root)  # Start hands the run to a process that has loaded PyTorch already
     if st.session_state.get("train_fresh") and not active:  # arriving from Model: the new run's settings first
         start_section(ws, attached=False)
         if path:

@@ -15,7 +15,7 @@ from plotly.subplots import make_subplots
 
 from .common import ACCENT, BAD, MUTED
 
-__all__ = ["TEMPLATE", "curves_figure", "class_bar", "plain", "tradeoff_figure", "BAND_NOTE"]
+__all__ = ["TEMPLATE", "curves_figure", "has_curve", "class_bar", "plain", "tradeoff_figure", "BAND_NOTE"]
 
 TEMPLATE = "plotly_white+graft"
 LOSS_TICKS = "~g"  # a small loss reads 0.0005, not plotly's "500µ"
@@ -46,11 +46,51 @@ def _epochs(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [by_epoch[k] for k in sorted(by_epoch)]
 
 
+def _epoch_so_far(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Training progress of the epoch now running: its running training loss after each reported batch.
+
+    An epoch's ``train_loss`` is the mean over its batches, so these points lead up to the epoch's own.
+    """
+    points: list[dict[str, Any]] = []
+    for e in events:
+        if e.get("event") in ("epoch", "run_end", "resumed"):
+            points = []
+        elif (e.get("event") == "progress" and e.get("phase") == "train" and e.get("loss") is not None
+              and e.get("batches") and e.get("epoch") and int(e.get("batch", 0)) < int(e["batches"])):
+            points.append(e)
+    return points
+
+
+def has_curve(events: list[dict[str, Any]]) -> bool:
+    """Whether :func:`curves_figure` has anything to draw: an epoch, or the first training batches."""
+    return any(e.get("event") == "epoch" for e in events) or bool(_epoch_so_far(events))
+
+
+def _add_epoch_so_far(fig: go.Figure, points: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[float]:
+    """The running training loss of the epoch in progress, dotted from the last finished epoch."""
+    if not points:
+        return []
+    epoch = int(points[-1]["epoch"])
+    x = [epoch - 1 + int(p["batch"]) / int(p["batches"]) for p in points]
+    y = [float(p["loss"]) for p in points]
+    before = [r for r in rows if int(r["epoch"]) == epoch - 1 and r.get("train_loss") is not None]
+    if before:
+        x, y = [float(epoch - 1)] + x, [float(before[-1]["train_loss"])] + y
+    done = [f"epoch {epoch}, {min(p['batch'] / p['batches'], 1):.0%} done" for p in points]
+    fig.add_trace(go.Scatter(x=x, y=y, name="Training photos (this epoch so far)", legendgroup="train",
+                             showlegend=False, mode="lines", line=dict(color=MUTED, width=2, dash="dot"),
+                             customdata=([""] if before else []) + done,
+                             hovertemplate="%{customdata}<br>Training photos: %{y:.3g}<extra></extra>"),
+                  row=1, col=1)
+    return x
+
+
 def curves_figure(events: list[dict[str, Any]], height: int = 340) -> go.Figure:
     """Loss and accuracy per epoch, training (dashed, grey) against validation (solid, accent).
 
     Args:
-        events: a run's event log (``RunFolder.events()``); only ``epoch`` records are used.
+        events: a run's event log (``RunFolder.events()``): the ``epoch`` records, and the training
+            progress of the epoch now running (its running loss, dotted).
         height: figure height in pixels.
     """
     rows = _epochs(events)
@@ -68,12 +108,15 @@ def curves_figure(events: list[dict[str, Any]], height: int = 340) -> go.Figure:
                                                    f"{'%' if scale > 1 else ''}<extra></extra>"),
                           row=1, col=col)
     _mark_best(fig, rows)
+    so_far = _epoch_so_far(events)
+    partial = _add_epoch_so_far(fig, so_far, rows)
     fig.update_layout(template=TEMPLATE, height=height, hovermode="x unified", margin=dict(t=40, b=10),
                       uirevision="curves")  # keeps zoom while the live view redraws
     # While training, the axis spans the planned epochs, so the curve visibly grows from left to right;
     # once the run has ended (early stop, stop button) it fits the epochs that ran.
-    planned = max(x + [2]) if _ended(events) else max([int(r.get("epochs") or 0) for r in rows] + x + [2])
-    fig.update_xaxes(title_text="epoch", title_standoff=12, automargin=True, range=[0.5, planned + 0.5],
+    planned = max(x + [2]) if _ended(events) else max([int(r.get("epochs") or 0) for r in rows + so_far] + x + [2])
+    low = 0.0 if any(v < 0.5 for v in partial) else 0.5  # the first epoch's batches start at 0
+    fig.update_xaxes(title_text="epoch", title_standoff=12, automargin=True, range=[low, planned + 0.5],
                      dtick=1 if planned <= 15 else None)
     fig.update_yaxes(rangemode="tozero", tickformat=LOSS_TICKS, row=1, col=1)
     fig.update_yaxes(range=[0, 102], ticksuffix="%", row=1, col=2)

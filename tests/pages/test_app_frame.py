@@ -176,6 +176,27 @@ def test_curves_figure() -> None:
     assert len(curves_figure([]).data) == 4  # an empty log still draws the frame
 
 
+def test_the_curve_moves_within_an_epoch() -> None:
+    from ui.charts import curves_figure, has_curve
+
+    def batch(epoch: int, k: int, loss: float) -> dict:
+        return {"event": "progress", "phase": "train", "epoch": epoch, "epochs": 4, "batch": k, "batches": 10,
+                "loss": loss}
+
+    first = [{"event": "run_start"}, batch(1, 1, 2.0), batch(1, 3, 1.6)]
+    assert not has_curve(first[:1]) and has_curve(first)  # the chart shows from the first batch on
+    fig = curves_figure(first)
+    so_far = [t for t in fig.data if t.name == "Training photos (this epoch so far)"][0]
+    assert list(so_far.x) == [pytest.approx(0.1), pytest.approx(0.3)] and list(so_far.y) == [2.0, 1.6]
+    assert list(fig.layout.xaxis.range) == [0.0, 4.5]
+    one = {"event": "epoch", "epoch": 1, "epochs": 4, "train_loss": 1.2, "val_loss": 1.3}
+    later = curves_figure(first + [batch(1, 10, 1.2), one, batch(2, 5, 0.9)])
+    so_far = [t for t in later.data if t.name == "Training photos (this epoch so far)"][0]
+    assert list(so_far.x) == [1.0, 1.5] and list(so_far.y) == [1.2, 0.9]  # from the last finished epoch
+    done = curves_figure(first + [batch(1, 10, 1.2), one, {"event": "run_end"}])
+    assert not [t for t in done.data if "so far" in str(t.name)]
+
+
 def test_class_bar_escapes_class_names() -> None:
     from ui.charts import class_bar
     from ui.common import ACCENT, MUTED
