@@ -463,18 +463,30 @@ class RunClock:
     # --- the answer -------------------------------------------------------------------------------
     def cost(self, key: str, weight: float = 1.0) -> float:
         """Seconds per unit: measured, else derived from a measured neighbour, else the prior. A training step
-        of step weight ``weight`` (:func:`step_weight`) costs what the steps of that weight measured, else what
-        the nearest measured weight's steps did, scaled by the weights."""
+        of step weight ``weight`` (:func:`step_weight`) costs what the steps of that weight measured, else a
+        whole-trunk step known before it ran times ``weight``, else the nearest measured weight's, scaled."""
         if key == "train":
             return self._step_cost(weight)
         return self._unit_cost(key)
 
     def _step_cost(self, weight: float) -> float:
-        measured = [(w, r.value) for w, r in self.stages.items() if r.value is not None]
-        if not measured:
-            return self._unit_cost("train") * weight
-        w, value = min(measured, key=lambda m: abs(m[0] - weight))
+        measured = {round(w, 6): r.value for w, r in self.stages.items() if r.value is not None}
+        if round(weight, 6) in measured:
+            return measured[round(weight, 6)]
+        whole = self._whole_step_prior()  # how much a step of another share costs varies by architecture:
+        if whole is not None or not measured:  # the whole trunk's known cost is the better anchor
+            return (whole if whole is not None else self._unit_cost("train")) * weight
+        w, value = min(measured.items(), key=lambda m: abs(m[0] - weight))
         return value * weight / w
+
+    def _whole_step_prior(self) -> float | None:
+        """A whole-trunk step's cost known before it ran: timed here before, else from this run's forward pass."""
+        if self.prior.get("measured_here"):
+            return self.prior["train"]
+        forward = self.rates.get("forward")
+        if forward is not None and forward.value is not None:
+            return self.prior.get("ratio", TRAIN_RATIO) * self.batch_size * forward.value
+        return None
 
     def _unit_cost(self, key: str) -> float:
         measured = self.rates.get(key)
@@ -483,10 +495,8 @@ class RunClock:
         ratio, forward, train = self.prior.get("ratio", TRAIN_RATIO), self.rates.get("forward"), self.rates.get("train")
         if key == "view":  # the finished model scoring a photo-view: a forward pass without the feature pass's copying
             return VIEW_SHARE * self._unit_cost("forward")
-        if key == "train" and self.prior.get("measured_here"):  # steps timed here before beat a derived guess
-            return self.prior["train"]
-        if key == "train" and forward and forward.value is not None:
-            return ratio * self.batch_size * forward.value
+        if key == "train" and (whole := self._whole_step_prior()) is not None:  # timed here before, else derived
+            return whole
         if key == "forward" and train and train.value is not None:
             return train.value / (ratio * self.batch_size)
         return self.prior.get(key, 0.0)

@@ -180,6 +180,26 @@ def test_steps_that_train_a_third_of_the_trunk_cost_less_than_whole_trunk_steps(
     assert fit.left(clock.cost) == pytest.approx(sum(7 * whole * w + 15 * forward for w in weights))
 
 
+def test_steps_of_a_share_not_yet_trained_are_priced_from_the_whole_trunk_when_its_cost_is_known() -> None:
+    """How much a top-third step costs against a whole-trunk one varies by architecture (MobileNet's top is
+    cheap, ResNet's dear): once the feature pass has timed a forward pass, a whole-trunk step is
+    derived from it, and a share not yet trained costs that times its step weight."""
+    now = FakeTime()
+    shape = RunShape(photos=100, strategy="progressive", epochs=3, batch_size=10, splits=(70, 15, 15),
+                     shares=(1 / 3, 2 / 3, 1.0))
+    clock = RunClock(shape, PRIOR, now)
+    clock.begin("features")
+    clock.observe("forward", 0.02 * 50, 50)  # 20 ms a photo
+    clock.begin("fit")
+    for _ in range(7):
+        now.t += 0.1
+        clock.step(0.1, 10, epoch=0)
+    whole = PRIOR["ratio"] * 10 * 0.02
+    assert clock.cost("train", (1 + 2 / 3) / 3) == pytest.approx(0.1)  # the share measured: its own time
+    assert clock.cost("train", (1 + 4 / 3) / 3) == pytest.approx(whole * (1 + 4 / 3) / 3)
+    assert clock.cost("train") == pytest.approx(whole)
+
+
 def test_the_plan_scores_every_held_out_photo_as_many_ways_as_the_model_checks_it() -> None:
     from core.config import RunConfig
     from core.eta import plan_run, shape_for
