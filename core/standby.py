@@ -32,6 +32,7 @@ GO_WAIT_S = 30.0        # a claimed standby whose run never arrives ends itself 
 POLL_S = 0.05
 NEWEST_RUNS = 8         # runs looked at for one that trains right now
 SPAWNED, READY, CLAIMED, GO, RETIRED = "spawned.json", "ready.json", "claimed.json", "go.json", "retired.json"
+SET_BY_IMPORTS = ("TORCHINDUCTOR_",)  # torch sets these when imported (the app loads it after its first page)
 ENGINE = ("core.pipeline", "core.probe", "core.crossval", "sklearn.linear_model")  # what a run imports first
 
 
@@ -48,7 +49,8 @@ def fingerprint() -> str:
     """What a standby must share with the app that uses it: Python, environment and core's code."""
     digest = hashlib.sha256(sys.executable.encode())
     for key, value in sorted(os.environ.items()):
-        digest.update(f"{key}={value}\n".encode())
+        if not key.startswith(SET_BY_IMPORTS):
+            digest.update(f"{key}={value}\n".encode())
     for path in sorted((PROJECT_ROOT / "core").rglob("*.py")):
         stat = path.stat()
         digest.update(f"{path.relative_to(PROJECT_ROOT)}:{stat.st_mtime_ns}:{stat.st_size}\n".encode())

@@ -84,6 +84,13 @@ def test_a_standby_of_another_environment_or_code_is_not_used(ws: Workspace, mon
     assert standby.hand_over(ws.root, ["--config", "c.json"], ws.root / "run.log") is None
 
 
+def test_what_loading_torch_sets_in_the_environment_does_not_count(ws: Workspace,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_standby(ws)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/elsewhere")  # the app's warm-up imported torch since
+    assert standby.ready_standby(ws.root) is not None
+
+
 def test_no_standby_while_a_run_trains_here_or_when_turned_off(ws: Workspace,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     run = ws.runs_dir / "20260101-000000-run-abcd"

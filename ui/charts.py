@@ -78,7 +78,8 @@ def _add_epoch_so_far(fig: go.Figure, points: list[dict[str, Any]], rows: list[d
         x, y = [float(epoch - 1)] + x, [float(before[-1]["train_loss"])] + y
     done = [f"epoch {epoch}, {min(p['batch'] / p['batches'], 1):.0%} done" for p in points]
     fig.add_trace(go.Scatter(x=x, y=y, name="Training photos (this epoch so far)", legendgroup="train",
-                             showlegend=False, mode="lines", line=dict(color=MUTED, width=2, dash="dot"),
+                             showlegend=False, mode="lines+markers", marker=dict(size=4, color=MUTED),
+                             line=dict(color=MUTED, width=2, dash="dot"),
                              customdata=([""] if before else []) + done,
                              hovertemplate="%{customdata}<br>Training photos: %{y:.3g}<extra></extra>"),
                   row=1, col=1)
