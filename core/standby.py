@@ -25,7 +25,7 @@ from typing import Any
 from .jsonio import read_json, write_json_atomic
 from .runs import ACTIVE_STATES, PROJECT_ROOT, pid_alive, read_status, spawn_cli
 
-__all__ = ["ensure_standby", "hand_over", "wait_for_run", "ready_standby", "enabled", "IDLE_S"]
+__all__ = ["ensure_standby", "hand_over", "wait_for_run", "ready_standby", "stop_standbys", "enabled", "IDLE_S"]
 
 IDLE_S = 10 * 60        # an unclaimed standby ends itself after this long (it holds ~0.5 GB)
 GO_WAIT_S = 30.0        # a claimed standby whose run never arrives ends itself after this long
@@ -138,6 +138,12 @@ def hand_over(workspace: str | Path | None, train_args: list[str], log_file: Pat
     return int((read_json(folder / SPAWNED, {}) or {}).get("pid") or 0) or None
 
 
+def stop_standbys(workspace: str | Path) -> None:
+    """End every waiting standby of ``workspace`` (each ends when its folder goes); a run already handed
+    over trains on."""
+    shutil.rmtree(standby_root(workspace), ignore_errors=True)
+
+
 # --- the standby's side ---------------------------------------------------------------------------
 
 def wait_for_run(folder: str | Path) -> list[str] | None:
@@ -147,6 +153,8 @@ def wait_for_run(folder: str | Path) -> list[str] | None:
     folder = Path(folder)
     for module in ENGINE:
         importlib.import_module(module)
+    if not folder.is_dir():  # stopped while loading (write_json_atomic would make the folder again)
+        return None
     write_json_atomic(folder / READY, {"pid": os.getpid(), "time": time.time()})
     go = _wait_for_go(folder)
     if not go or not isinstance(go.get("args"), list):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 
 from core import standby
 from core.jsonio import read_json, write_json_atomic
-from core.runs import launch_run, read_status
+from core.runs import launch_run, pid_alive, read_status
 from core.workspace import Workspace
 
 
@@ -21,13 +20,7 @@ def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Workspace:
     monkeypatch.setenv("GRAFT_STANDBY", "1")
     workspace = Workspace(tmp_path / "ws")
     yield workspace
-    for folder in standby._folders(workspace.root):  # never leave a waiting process behind
-        pid = (read_json(folder / standby.SPAWNED, {}) or {}).get("pid")
-        if pid and pid != os.getpid():  # the fake standbys below borrow this process's pid
-            try:
-                os.kill(int(pid), signal.SIGTERM)
-            except OSError:
-                pass
+    standby.stop_standbys(workspace.root)  # never leave a waiting process behind
 
 
 def _fake_standby(ws: Workspace, ready: bool = True) -> Path:
@@ -67,6 +60,13 @@ def test_a_run_handed_to_the_standby_trains_in_it_and_logs_to_the_run(ws: Worksp
     assert "done:" in run.log_file.read_text()  # the CLI's last line went to the run's log
     _wait(lambda: not standby._tidy(ws.root), timeout=30, what="the used standby to end")
     assert standby.ready_standby(ws.root) is None
+
+
+def test_stopping_the_standbys_ends_a_waiting_one(ws: Workspace) -> None:
+    standby.ensure_standby(ws.root)
+    pid = read_json(standby._folders(ws.root)[0] / standby.SPAWNED)["pid"]
+    standby.stop_standbys(ws.root)
+    _wait(lambda: not pid_alive(pid), timeout=60, what="the standby to end")
 
 
 def test_a_claimed_standby_is_handed_one_run_only(ws: Workspace) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from core.standby import stop_standbys
 from tests.conftest import ROOT
 from tests.serving import wait_until_served
 
@@ -73,6 +74,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             proc.kill()
         log.close()
         _stop_runs(workspace)
+        stop_standbys(workspace)
 
 
 def _stop_runs(workspace: Path) -> None:
