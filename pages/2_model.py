@@ -13,7 +13,6 @@ from typing import Any
 import streamlit as st
 
 import core  # the names used here (catalogue, evidence) are torch-free: the page draws at once
-from core import ensure_standby
 from core.config import DEFAULT_VIEWS, STRATEGY_DEFAULTS, RunConfig, Strategy
 from core.errors import GraftError
 from core.jsonio import read_json
@@ -25,6 +24,7 @@ from ui.anomaly_views import false_alarm_section
 from ui.model_views import (backbone_speeds, check_weights_upload, expected_duration_text, image_size_cost,
                             offline_advice, thoroughness)
 from ui.verdict_views import verdict_badge, verdict_of
+from ui import warmup
 
 
 STRATEGY_TEXT: dict[Strategy, tuple[str, str]] = {
@@ -137,8 +137,6 @@ def use_other_backbone(name: str) -> None:
     if not name:
         st.warning("Type the name of a timm model first, for example convnext_tiny.", icon=":material/edit:")
         return
-    from ui import warmup
-
     with st.spinner(f"Looking up {name} in the model library…"):
         backbones = warmup.engine()
         try:
@@ -415,7 +413,7 @@ def main() -> None:
     n_images = ws.dataset_info(dataset).total if dataset else 0
     if dataset:
         st.caption(f"Dataset: {md_escape(dataset)} · {fmt_int(n_images)} photos")
-        ensure_standby(ws.root)  # a training process loads PyTorch now, so Start doesn't wait for it
+        warmup.training_process(ws.root)  # a training process loads PyTorch now: Start won't wait for it
     choices = model_choices(n_images)
     backbone_section(ws, choices)
     start_section(ws, choices, n_images)

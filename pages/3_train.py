@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from core import ACTIVE_STATES, RunFolder, ensure_standby, launch_run, read_status, request_stop, where_label
+from core import ACTIVE_STATES, RunFolder, launch_run, read_status, request_stop, where_label
 from core.jsonio import read_json
 from core.verdict import held_out_words
 from core.workspace import Workspace
@@ -24,6 +24,7 @@ from ui.common import (STATE_LABELS, attach_run, backbone_label, current_dataset
                        guarded, headline_metrics, md_escape, model_choices, page_header, progress_summary,
                        run_state, select_run, show_flash, state_badge, strategy_title, workspace)
 from ui.verdict_views import verdict_banner, verdict_of
+from ui import warmup
 
 
 POLL_S = 1.0
@@ -265,7 +266,7 @@ def main() -> None:
     path = attach_run()
     active = bool(path) and read_status(path).get("state") in ACTIVE_STATES
     if not active:
-        ensure_standby(ws.root)  # Start hands the run to a process that has loaded PyTorch already
+        warmup.training_process(ws.root)  # Start hands the run to a process that loaded PyTorch already
     if st.session_state.get("train_fresh") and not active:  # arriving from Model: the new run's settings first
         start_section(ws, attached=False)
         if path:

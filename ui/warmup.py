@@ -13,11 +13,12 @@ import importlib
 import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from types import ModuleType
 
 import streamlit as st
 
-__all__ = ["probe", "start", "hub_reachable", "engine", "engine_loaded"]
+__all__ = ["probe", "start", "hub_reachable", "engine", "engine_loaded", "training_process"]
 
 HUB_RECHECK_S = 10 * 60  # the connection may come back: probe again after this long
 ENGINE_DELAY_S = 5.0     # let the first page reach the browser before PyTorch loads
@@ -70,3 +71,12 @@ def engine() -> ModuleType:
 def engine_loaded() -> bool:
     """Whether PyTorch and timm are loaded already (a page can then skip its spinner)."""
     return ENGINE in sys.modules
+
+
+def training_process(workspace: Path) -> None:
+    """Keep a warm training process for Start (:func:`core.ensure_standby`) once this server's own warm-up
+    has loaded PyTorch: on a fresh server, its imports would share the CPU with the first pages."""
+    if _engine_warmup().done():
+        from core import ensure_standby  # torch-free
+
+        ensure_standby(workspace)
