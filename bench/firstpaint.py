@@ -65,8 +65,8 @@ def _free_port() -> int:
 class fresh_server:  # noqa: N801  (used as a context manager, like open())
     """``streamlit run app.py`` on a free port with its own workspace, offline; stopped on exit."""
 
-    def __init__(self, workspace: Path, cache: Path, log: Path) -> None:
-        self.workspace, self.cache, self.log_path = workspace, cache, log
+    def __init__(self, workspace: Path, cache: Path, log: Path, script: str = "app.py") -> None:
+        self.workspace, self.cache, self.log_path, self.script = workspace, cache, log, script
         self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> str:
@@ -74,7 +74,7 @@ class fresh_server:  # noqa: N801  (used as a context manager, like open())
         env = {**os.environ, "GRAFT_WORKSPACE": str(self.workspace), "GRAFT_CACHE_DIR": str(self.cache),
                "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless",
+        self.proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", self.script, "--server.headless",
                                       "true", "--server.port", str(port), "--server.address", "127.0.0.1"],
                                      cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
@@ -114,9 +114,10 @@ def _shot_non_white(page: Any) -> bool:
         return False
 
 
-def watch_page(browser: Any, url: str, slug: str, cfg: FirstPaintCfg, shots: bool) -> Watch:
+def watch_page(browser: Any, url: str, slug: str, cfg: FirstPaintCfg, shots: bool,
+               page_spec: tuple[str, str, str] | None = None) -> Watch:
     """Open ``url/slug`` in a new tab and note when each moment first happens (see :class:`Watch`)."""
-    heading, useful_js, _ = PAGES[slug]
+    heading, useful_js, _ = page_spec or PAGES[slug]
     state_js = _STATE_JS.replace("USEFUL", useful_js)
     page = browser.new_page(viewport={"width": cfg.width, "height": 900})
     seen, calm = Watch(), 0
@@ -145,6 +146,10 @@ def watch_page(browser: Any, url: str, slug: str, cfg: FirstPaintCfg, shots: boo
     return seen
 
 
+def _page_label(slug: str) -> str:
+    return "a bare Streamlit app (a title only)" if slug == BARE[0] else f"/{slug}"
+
+
 def _seconds(ms: float | None) -> float | None:
     return None if ms is None else round(ms / 1000, 2)
 
@@ -163,6 +168,22 @@ def _workspace(ctx: Context) -> Path:
     return ws
 
 
+# Streamlit's own floor: the same measurement of an app that only draws a title
+BARE_APP = 'import streamlit as st\n\nst.title("Hello")\n'
+BARE = ("bare", ("Hello", "(document.querySelector('h1')?.innerText || '').includes('Hello')", "its title"))
+
+
+def _bare(ctx: Context, browser: Any, cfg: FirstPaintCfg) -> dict[str, Watch]:
+    script = ctx.subdir("firstpaint") / "bare_app.py"
+    script.write_text(BARE_APP, encoding="utf-8")
+    out = {}
+    for kind, shots in (("timings", False), ("paint", True)):
+        with fresh_server(ctx.work / "firstpaint" / "bare-ws", ctx.work / "firstpaint" / "cache",
+                          ctx.work / "firstpaint.log", script=str(script)) as url:
+            out[kind] = watch_page(browser, url, "", cfg, shots, page_spec=BARE[1])
+    return out
+
+
 def measure(ctx: Context, cfg: FirstPaintCfg) -> dict[str, dict[str, Watch]]:
     """``{slug: {"timings": Watch, "paint": Watch}}``, each from its own fresh server."""
     from playwright.sync_api import sync_playwright
@@ -177,6 +198,7 @@ def measure(ctx: Context, cfg: FirstPaintCfg) -> dict[str, dict[str, Watch]]:
                     with fresh_server(ws, ctx.work / "firstpaint" / "cache", ctx.work / "firstpaint.log") as url:
                         out.setdefault(slug, {})[kind] = watch_page(browser, url, slug, cfg, shots)
                 ctx.log(f"  /{slug}: {out[slug]}")
+            out[BARE[0]] = _bare(ctx, browser, cfg)
         finally:
             browser.close()
     return out
@@ -194,14 +216,19 @@ def run(cfg: FirstPaintCfg, ctx: Context) -> Section:
     section.tables.append(Table(
         ["page", "first non-white paint (screenshots)", "first contentful paint (browser)", "heading",
          "first useful part", "", "script finished"],
-        [[f"/{slug}", fmt(w["paint"].non_white), fmt(w["timings"].first_contentful_paint, 2),
-          fmt(w["timings"].heading), fmt(w["timings"].useful), PAGES[slug][2], fmt(w["timings"].done)]
+        [[_page_label(slug), fmt(w["paint"].non_white), fmt(w["timings"].first_contentful_paint, 2),
+          fmt(w["timings"].heading), fmt(w["timings"].useful), (PAGES.get(slug) or BARE[1])[2], fmt(w["timings"].done)]
          for slug, w in found.items()]))
+    bare = found.pop(BARE[0])
     worst = max((w["timings"].heading or float("inf")) for w in found.values())
     paint = max((w["paint"].non_white or float("inf")) for w in found.values())
+    section.notes.append(f"The last row is Streamlit's own floor on this machine: a fresh server of an app that only "
+                         f"draws a title paints first after {fmt(bare['paint'].non_white)} s (screenshots) and "
+                         f"{fmt(bare['timings'].first_contentful_paint, 2)} s (browser), the time its page and "
+                         "scripts take to load in the browser before any app code runs.")
     section.goals += [Goal(f"heading on every page within {GOAL_HEADING_S:.0f} s", f"≤ {GOAL_HEADING_S:.0f} s",
                            f"{worst:.1f} s (slowest)", worst <= GOAL_HEADING_S),
                       Goal(f"a loading state within {GOAL_PAINT_S:.0f} s", f"≤ {GOAL_PAINT_S:.0f} s",
                            f"{paint:.1f} s (slowest)", paint <= GOAL_PAINT_S)]
-    section.data = {slug: {k: vars(v) for k, v in w.items()} for slug, w in found.items()}
+    section.data = {slug: {k: vars(v) for k, v in w.items()} for slug, w in {**found, BARE[0]: bare}.items()}
     return section
