@@ -169,6 +169,7 @@ class EtaCfg:
                                                         ("feature-extraction", 40, 1, 224, 1),
                                                         ("progressive", 30, 9, 128, 1),
                                                         ("fine-tune", 15, 3, 96, 3))
+    cold: tuple[int, ...] = (0,)  # runs repeated without the warm training process, for comparison
     batch: int = 32
     fallback_backbone: str = "resnet10t"  # without ../shared: random weights on generated photos
     generated: bool = False  # generated photos even when ../shared is there
