@@ -169,6 +169,7 @@ class EtaCfg:
                                                         ("feature-extraction", 40, 1, 224, 1),
                                                         ("progressive", 30, 9, 128, 1),
                                                         ("fine-tune", 15, 3, 96, 3))
+    repeats: int = 3  # each run this many times: one 30-60 s run on a shared 2-core CPU is mostly its noise
     cold: tuple[int, ...] = (0,)  # runs repeated without the warm training process, for comparison
     batch: int = 32
     fallback_backbone: str = "resnet10t"  # without ../shared: random weights on generated photos
@@ -219,7 +220,7 @@ QUICK = Profile(
                  cheap_methods=("probe", "feature-extraction"), curve_methods=(),
                  bottle_methods=("probe", "feature-extraction", "fine-tune"), epochs=6, plain_epochs=6, workers=2),
     ddp=DdpCfg(per_class=24, epochs=3, repeats=1),
-    eta=EtaCfg(runs=(("fine-tune", 20, 6, 96, 1), ("feature-extraction", 20, 1, 160, 1))),
+    eta=EtaCfg(runs=(("fine-tune", 20, 6, 96, 1), ("feature-extraction", 20, 1, 160, 1)), repeats=1),
 )
 
 TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meaningless
@@ -237,7 +238,7 @@ TINY = Profile(  # the smoke test: every code path, a few seconds, numbers meani
                  bottle_methods=("probe", "fine-tune"), epochs=1, plain_epochs=1, workers=1),
     ddp=DdpCfg(backbone="test_resnet", size=32, per_class=6, batch=4, epochs=2, repeats=0),  # 0: skipped (torchrun start-up)
     anomaly=AnomalyCfg(size=64, train_photos=20, batch=4, predict_n=2, test_per_type=3),
-    eta=EtaCfg(runs=(("fine-tune", 4, 2, 32, 1),), batch=4, fallback_backbone="test_resnet", generated=True,
+    eta=EtaCfg(runs=(("fine-tune", 4, 2, 32, 1),), repeats=1, batch=4, fallback_backbone="test_resnet", generated=True,
                generated_size=48, timeout_s=300.0),
     firstpaint=FirstPaintCfg(pages=()),  # a browser and fresh servers: not for the smoke test
 )

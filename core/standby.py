@@ -27,7 +27,7 @@ from .runs import ACTIVE_STATES, PROJECT_ROOT, pid_alive, read_status, spawn_cli
 
 __all__ = ["ensure_standby", "hand_over", "wait_for_run", "ready_standby", "stop_standbys", "enabled", "IDLE_S"]
 
-IDLE_S = 10 * 60        # an unclaimed standby ends itself after this long (it holds ~0.5 GB)
+IDLE_S = 10 * 60        # an unclaimed standby ends itself after this long (it holds 0.5-0.9 GB)
 GO_WAIT_S = 30.0        # a claimed standby whose run never arrives ends itself after this long
 POLL_S = 0.05
 NEWEST_RUNS = 8         # runs looked at for one that trains right now
