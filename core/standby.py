@@ -30,6 +30,7 @@ __all__ = ["ensure_standby", "hand_over", "wait_for_run", "ready_standby", "stop
 IDLE_S = 10 * 60        # an unclaimed standby ends itself after this long (it holds 0.5-0.9 GB)
 GO_WAIT_S = 30.0        # a claimed standby whose run never arrives ends itself after this long
 POLL_S = 0.05
+SPAWN_GRACE_S = 30.0    # a standby folder without its pid yet is being started, not left behind
 NEWEST_RUNS = 8         # runs looked at for one that trains right now
 SPAWNED, READY, CLAIMED, GO, RETIRED = "spawned.json", "ready.json", "claimed.json", "go.json", "retired.json"
 SET_BY_IMPORTS = ("TORCHINDUCTOR_",)  # torch sets these when imported (the app loads it after its first page)
@@ -65,7 +66,9 @@ def _folders(workspace: str | Path) -> list[Path]:
 
 
 def _alive(folder: Path) -> bool:
-    spawned = read_json(folder / SPAWNED, {}) or {}
+    spawned = read_json(folder / SPAWNED, None)
+    if not isinstance(spawned, dict):  # being started this moment (its pid is written just after)
+        return time.time() - folder.stat().st_mtime < SPAWN_GRACE_S
     return pid_alive(spawned.get("pid")) and not (folder / RETIRED).exists()
 
 
@@ -95,7 +98,7 @@ def ensure_standby(workspace: str | Path | None) -> bool:
     if workspace is None or not enabled():
         return False
     try:
-        if any(not (f / CLAIMED).exists() for f in _tidy(workspace)):
+        if _waiting_and_current(workspace):
             return True
         if _training_here(workspace):
             return False
@@ -103,6 +106,21 @@ def ensure_standby(workspace: str | Path | None) -> bool:
         return True
     except OSError:  # e.g. a read-only workspace: runs just start the usual way
         return False
+
+
+def _waiting_and_current(workspace: str | Path) -> bool:
+    """Whether an unclaimed standby matches this app; one that doesn't (the code or the environment
+    changed since it started) is ended, so a current one can take its place."""
+    mine, found = fingerprint(), False
+    for folder in _tidy(workspace):
+        if (folder / CLAIMED).exists():
+            continue
+        spawned = read_json(folder / SPAWNED, None)
+        if isinstance(spawned, dict) and spawned.get("fingerprint") != mine:
+            shutil.rmtree(folder, ignore_errors=True)  # it ends when its folder goes
+        else:
+            found = True
+    return found
 
 
 def _spawn(workspace: str | Path) -> Path:

@@ -84,6 +84,16 @@ def test_a_standby_of_another_environment_or_code_is_not_used(ws: Workspace, mon
     assert standby.hand_over(ws.root, ["--config", "c.json"], ws.root / "run.log") is None
 
 
+def test_a_standby_of_older_code_is_ended_and_one_being_started_is_left_alone(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = _fake_standby(ws)
+    write_json_atomic(old / standby.SPAWNED, {"pid": os.getpid(), "fingerprint": "older code"})
+    starting = standby.standby_root(ws.root) / "starting"
+    starting.mkdir()  # its pid isn't written yet
+    assert standby._waiting_and_current(ws.root) is True  # the one being started counts
+    assert not old.exists() and starting.exists()  # the old one was told to end (its folder went)
+
+
 def test_what_loading_torch_sets_in_the_environment_does_not_count(ws: Workspace,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     _fake_standby(ws)

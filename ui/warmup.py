@@ -74,9 +74,29 @@ def engine_loaded() -> bool:
 
 
 def training_process(workspace: Path) -> None:
-    """Keep a warm training process for Start (:func:`core.ensure_standby`) once this server's own warm-up
-    has loaded PyTorch: on a fresh server, its imports would share the CPU with the first pages."""
-    if _engine_warmup().done():
-        from core import ensure_standby  # torch-free
+    """Keep a warm training process for Start (:func:`core.ensure_standby`), started once this server's own
+    warm-up has loaded PyTorch: on a fresh server, its imports would share the CPU with the first pages."""
+    from core import ensure_standby  # torch-free
 
+    if _engine_warmup().done():
         ensure_standby(workspace)
+    else:
+        _standby_when_warm(str(workspace))
+
+
+@st.cache_resource(show_spinner=False)
+def _standby_when_warm(workspace: str) -> Future:
+    """Once per server and workspace: start the warm training process as soon as the warm-up is done
+    (the page may not be drawn again before Start)."""
+    from core import ensure_standby
+
+    engine = _engine_warmup()
+
+    def later() -> None:
+        try:
+            engine.result()
+        except Exception:  # the warm-up failed: the pages say why; runs start the usual way
+            return
+        ensure_standby(workspace)
+
+    return _pool().submit(later)
