@@ -88,6 +88,8 @@ class fresh_server:  # noqa: N801  (used as a context manager, like open())
         raise RuntimeError("the Streamlit server did not start in 90 s")
 
     def __exit__(self, *exc: Any) -> None:
+        from core.standby import stop_standbys
+
         assert self.proc is not None
         self.proc.terminate()
         try:
@@ -95,6 +97,7 @@ class fresh_server:  # noqa: N801  (used as a context manager, like open())
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self._log.close()
+        stop_standbys(self.workspace)  # a warm training process the server started would wait 10 minutes
 
 
 def _non_white(png: bytes) -> bool:
