@@ -24,7 +24,6 @@ import os
 import secrets
 import shlex
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,8 +32,7 @@ from typing import Any
 from ..config import RunConfig
 from ..errors import GraftError
 from ..jsonio import read_json, write_json_atomic
-from ..runs import (ACTIVE_STATES, FINAL_STATES, PROJECT_ROOT, RunFolder, pid_alive, reap_when_done,
-                    request_stop_file, slugify)
+from ..runs import ACTIVE_STATES, FINAL_STATES, RunFolder, pid_alive, request_stop_file, slugify, spawn_cli
 from . import ExecutorSettings
 from .bundle import build_bundle, code_members, input_members
 from .mirror import Mirror
@@ -114,12 +112,8 @@ class RayExecutor:
         run.path.mkdir(parents=True, exist_ok=True)
         run.write_config(config)
         self._write_status(run.path, "queued", "Sending the run to the cluster…", job_id="", client_pid=None)
-        cmd = [sys.executable, "-m", "core", "train", "--config", str(run.config_file), *self.cli_args()]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
-        with open(run.path / "follow.log", "ab") as log:
-            reap_when_done(subprocess.Popen(cmd + (["--resume"] if resume else []), cwd=str(PROJECT_ROOT), stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                            start_new_session=True))
+        spawn_cli(["train", "--config", str(run.config_file), *self.cli_args(), *(["--resume"] if resume else [])],
+                  run.path / "follow.log")
         return run
 
     def run(self, config: RunConfig, *, resume: bool = False) -> int:
@@ -278,11 +272,7 @@ class RayExecutor:
     def reattach(self, run_dir: Path) -> None:
         """Start a new follower here for a run whose follower ended while its job lives on."""
         run = RunFolder(run_dir)
-        cmd = [sys.executable, "-m", "core", "train", "--config", str(run.config_file), *self.cli_args(), "--follow"]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")])}
-        with open(run.path / "follow.log", "ab") as log:
-            reap_when_done(subprocess.Popen(cmd, cwd=str(PROJECT_ROOT), stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=env, start_new_session=True))
+        spawn_cli(["train", "--config", str(run.config_file), *self.cli_args(), "--follow"], run.path / "follow.log")
 
     async def _stream(self, run_dir: Path, address: str, job_id: str, mirror: Mirror) -> None:
         """Tail the job log into the mirror until the job ends, or until the run was stopped while queued."""
