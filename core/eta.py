@@ -474,8 +474,10 @@ class RunClock:
         if round(weight, 6) in measured:
             return measured[round(weight, 6)]
         whole = self._whole_step_prior()  # how much a step of another share costs varies by architecture:
-        if whole is not None or not measured:  # the whole trunk's known cost is the better anchor
-            return (whole if whole is not None else self._unit_cost("train")) * weight
+        if whole is not None:  # the whole trunk's known cost is the better anchor
+            return whole * weight
+        if not measured:
+            return self._unit_cost("train") * weight
         w, value = min(measured.items(), key=lambda m: abs(m[0] - weight))
         return value * weight / w
 
@@ -492,13 +494,11 @@ class RunClock:
         measured = self.rates.get(key)
         if measured and measured.value is not None:
             return measured.value
-        ratio, forward, train = self.prior.get("ratio", TRAIN_RATIO), self.rates.get("forward"), self.rates.get("train")
+        train = self.rates.get("train")
         if key == "view":  # the finished model scoring a photo-view: a forward pass without the feature pass's copying
             return VIEW_SHARE * self._unit_cost("forward")
-        if key == "train" and (whole := self._whole_step_prior()) is not None:  # timed here before, else derived
-            return whole
         if key == "forward" and train and train.value is not None:
-            return train.value / (ratio * self.batch_size)
+            return train.value / (self.prior.get("ratio", TRAIN_RATIO) * self.batch_size)
         return self.prior.get(key, 0.0)
 
     def remaining(self) -> float:
