@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .jsonio import read_json, write_json_atomic
-from .runs import ACTIVE_STATES, PROJECT_ROOT, pid_alive, read_status, spawn_cli
+from .runs import PROJECT_ROOT, pid_alive, spawn_cli
+from .workspace import Workspace
 
 __all__ = ["ensure_standby", "hand_over", "wait_for_run", "ready_standby", "stop_standbys", "enabled", "IDLE_S"]
 
@@ -31,7 +32,6 @@ IDLE_S = 10 * 60        # an unclaimed standby ends itself after this long (it h
 GO_WAIT_S = 30.0        # a claimed standby whose run never arrives ends itself after this long
 POLL_S = 0.05
 SPAWN_GRACE_S = 30.0    # a standby folder without its pid yet is being started, not left behind
-NEWEST_RUNS = 8         # runs looked at for one that trains right now
 SPAWNED, READY, CLAIMED, GO, RETIRED = "spawned.json", "ready.json", "claimed.json", "go.json", "retired.json"
 SET_BY_IMPORTS = ("TORCHINDUCTOR_",)  # torch sets these when imported (the app loads it after its first page)
 ENGINE = ("core.pipeline", "core.probe", "core.crossval", "sklearn.linear_model")  # what a run imports first
@@ -83,12 +83,6 @@ def _tidy(workspace: str | Path) -> list[Path]:
     return live
 
 
-def _training_here(workspace: str | Path) -> bool:
-    runs = Path(workspace) / "runs"
-    newest = sorted((p for p in runs.iterdir() if p.is_dir()), reverse=True)[:NEWEST_RUNS] if runs.is_dir() else []
-    return any(read_status(p).get("state") in ACTIVE_STATES for p in newest)
-
-
 def ensure_standby(workspace: str | Path | None) -> bool:
     """Keep one warm training process for ``workspace``; True when one is (or is getting) ready.
 
@@ -100,7 +94,7 @@ def ensure_standby(workspace: str | Path | None) -> bool:
     try:
         if _waiting_and_current(workspace):
             return True
-        if _training_here(workspace):
+        if Workspace(workspace).active_runs():  # it would take the run's CPU
             return False
         _spawn(workspace)
         return True
@@ -136,10 +130,13 @@ def ready_standby(workspace: str | Path | None) -> Path | None:
     if workspace is None or not enabled():
         return None
     mine = fingerprint()
-    for folder in _tidy(workspace):
-        spawned = read_json(folder / SPAWNED, {}) or {}
-        if (folder / READY).exists() and spawned.get("fingerprint") == mine:
-            return folder
+    try:
+        for folder in _tidy(workspace):
+            spawned = read_json(folder / SPAWNED, {}) or {}
+            if (folder / READY).exists() and spawned.get("fingerprint") == mine:
+                return folder
+    except OSError:  # e.g. another tab tidied a folder just now: this run starts the usual way
+        return None
     return None
 
 
