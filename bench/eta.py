@@ -150,7 +150,10 @@ def _launch(ctx: Context, cfg: EtaCfg, spec: tuple[str, int, int, int, int], roo
         LocalExecutor().launch(config)
     finally:
         for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     deadline = launched + cfg.timeout_s
     while time.time() < deadline and read_status(out).get("state") not in FINAL_STATES:
         time.sleep(0.2)
