@@ -47,8 +47,10 @@ def training_estimate(choices: dict[str, Any], n_images: int, speed: dict[str, f
 
     The run's own plan and per-unit costs (:mod:`core.eta`: checking, decoding, the feature pass and
     the probe's views, every epoch of every fit, the head refit, scoring), with the costs taken from
-    the speed measured here, else the backbone's speed on the reference CPU.
+    the speed measured here, else the backbone's speed on the reference CPU. With a warm training
+    process waiting (:func:`core.ready_standby`), Start doesn't wait for PyTorch to load.
     """
+    from core import ready_standby
     from core.catalogue import curated
     from core.eta import estimate_seconds, priors, shape_for
 
@@ -58,8 +60,10 @@ def training_estimate(choices: dict[str, Any], n_images: int, speed: dict[str, f
     config = RunConfig(data="", out="", strategy=choices["strategy"], epochs=int(choices["epochs"]),
                        views=int(choices.get("views") or DEFAULT_VIEWS),
                        batch_size=int(choices.get("batch_size") or RunConfig.batch_size))
-    return estimate_seconds(shape_for(config, n_images, folds=folds),
-                            priors(choices["backbone"], int(choices["image_size"]), config.batch_size, speed))
+    prior = priors(choices["backbone"], int(choices["image_size"]), config.batch_size, speed)
+    if ready_standby(workspace().root) is not None:
+        prior["start"] = 0.0
+    return estimate_seconds(shape_for(config, n_images, folds=folds), prior)
 
 
 def expected_duration_text(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:

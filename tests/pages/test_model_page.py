@@ -240,3 +240,19 @@ def test_quick_or_thorough_with_the_expected_time_before_start(ws: Workspace) ->
     assert any(c.value.startswith("Expected training time: about") for c in at.caption)
     folds.set_value(1).run()
     assert choices(at)["folds"] == 1
+
+
+def test_the_expected_time_counts_no_start_up_while_a_warm_training_process_waits(
+        ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core
+    from core.backbones import DEFAULT_BACKBONE
+    from core.eta import STARTUP_S
+    from ui.model_views import training_estimate
+
+    picked = {"backbone": DEFAULT_BACKBONE, "strategy": "fine-tune", "epochs": 8, "image_size": 128}
+    cold = training_estimate(picked, 120, None)
+    asked: list[Path] = []
+    monkeypatch.setattr(core, "ready_standby", lambda root: asked.append(Path(root)) or Path(root) / ".standby" / "1")
+    warm = training_estimate(picked, 120, None)
+    assert asked == [ws.root]  # this workspace's standby
+    assert cold is not None and warm == pytest.approx(cold - STARTUP_S)
