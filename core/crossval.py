@@ -159,7 +159,7 @@ def run_crossval(config: RunConfig, prep: "Prepared", fitter: "Fitter", run: Run
         shutil.rmtree(store)  # a fresh run in an old folder starts over
     cv = CrossVal(folds, assignment)
     clock = _Clock(fitter.clock)
-    clock.plan_folds([fold_splits(prep, assignment, k, config) for k in range(1, folds + 1)])
+    clock.plan_folds([fold_splits(prep, assignment, k, config) for k in range(1, folds + 1)], len(assignment))
     for fold in range(1, folds + 1):
         done = _load_fold(store, fold, key) if resume else None
         if done is not None:
@@ -308,11 +308,19 @@ class _Clock:
     def __init__(self, clock: "RunClock | None") -> None:
         self.clock, self.t0 = clock, time.monotonic()
 
-    def plan_folds(self, splits: list[Splits]) -> None:
-        """The exact fold sizes, once the folds are assigned."""
+    def plan_folds(self, splits: list[Splits], photos: int) -> None:
+        """The exact fold sizes, once the folds are assigned, and each fit's photos new to training (the probe
+        reads their extra views; the final fit trains on all ``photos``)."""
         if self.clock is not None and getattr(self.clock, "shape", None) is not None:
             sizes = tuple((len(s["train"]), len(s["val"]), len(s["test"])) for s in splits)
-            self.clock.replan(dataclasses.replace(self.clock.shape, folds=len(splits), fold_sizes=sizes))
+            seen: set[int] = set()
+            new = []
+            for s in splits:
+                new.append(len(set(s["train"]) - seen))
+                seen.update(s["train"])
+            new.append(photos - len(seen))
+            self.clock.replan(dataclasses.replace(self.clock.shape, folds=len(splits), fold_sizes=sizes,
+                                                  fold_new=tuple(new)))
 
     def start(self, stage: str) -> None:
         self.t0 = time.monotonic()

@@ -174,6 +174,7 @@ class RunShape:
     test_fraction: float = 0.15
     splits: tuple[int, int, int] | None = None
     fold_sizes: tuple[tuple[int, int, int], ...] | None = None
+    fold_new: tuple[int, ...] | None = None  # per fit: its training photos that no earlier fit trained on
     decode_passes: int = 1  # 2 when the photos are decoded again (padded instead of squashed)
     views: int = PROBE_VIEWS
     view_budget: int = PROBE_VIEW_BUDGET
@@ -231,18 +232,21 @@ def plan_run(shape: RunShape) -> list[Task]:
                         Task("finish", {"save": 1})]
     covered = 0  # photos whose extra probe views the start trunk has read (each once per run)
     for k, (stage, n_train, n_val, n_test) in enumerate(shape.fits()):
-        tasks += _fit_tasks(shape, stage, n_train, n_val, n_test, first=k == 0, covered=covered)
+        known = shape.fold_new is not None and k < len(shape.fold_new)
+        new = shape.fold_new[k] if known else max(0, n_train - covered)
+        tasks += _fit_tasks(shape, stage, n_train, n_val, n_test, first=k == 0, new=new)
         covered = min(n, covered + n_train)
     return tasks + [Task("finish", {"save": 1, "forward": n if shape.folds >= 2 else 0})]
 
 
 def _fit_tasks(shape: RunShape, stage: str, n_train: int, n_val: int, n_test: int, first: bool,
-               covered: int) -> list[Task]:
-    """Features, probe, training, head refit and scoring of one fit."""
+               new: int) -> list[Task]:
+    """Features, probe, training, head refit and scoring of one fit (``new``: its training photos whose
+    extra views no earlier fit read)."""
     pre = f"{stage}:" if stage else ""
     frozen = shape.strategy == "feature-extraction"  # trains heads on cached features: scoring is free too
     views = probe_view_count(n_train, shape.views, shape.view_budget) if shape.flag("probe") else 0
-    read = (shape.photos if first and (shape.flag("probe") or frozen) else 0) + views * max(0, n_train - covered)
+    read = (shape.photos if first and (shape.flag("probe") or frozen) else 0) + views * new
     out = [Task(pre + "features", {"forward": read, "build": 1})]  # each fit builds its model afresh
     if shape.flag("probe"):
         out.append(Task(pre + "probe", {"probe": (1 + views) * n_train}))

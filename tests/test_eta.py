@@ -86,6 +86,19 @@ def test_the_plan_holds_every_phase_of_the_run_in_order() -> None:
     assert [n for n in cv if n.endswith(":fit")] == ["fold-1:fit", "fold-2:fit", "fold-3:fit", "final:fit"]
 
 
+def test_each_fold_reads_the_extra_views_of_only_the_photos_new_to_training() -> None:
+    from core.crossval import _Clock
+
+    clock = RunClock(RunShape(photos=9, folds=3, batch_size=4), PRIOR, FakeTime())
+    splits = [{"train": [i for i in range(9) if i // 3 != k], "val": [], "test": [i for i in range(9) if i // 3 == k]}
+              for k in range(3)]
+    _Clock(clock).plan_folds(splits, 9)
+    read = {t.name: t.parts["forward"] for t in clock.tasks if t.name.endswith("features")}
+    # fold 1: every photo, then 7 views of its 6 training photos; fold 2 adds fold 1's test photos; then none
+    assert read == {"fold-1:features": 9 + 7 * 6, "fold-2:features": 7 * 3, "fold-3:features": 0,
+                    "final:features": 0}
+
+
 def test_phases_not_yet_run_are_in_the_time_left() -> None:
     now = FakeTime()
     shape = RunShape(photos=100, strategy="fine-tune", epochs=3, batch_size=10, splits=(70, 15, 15))
