@@ -184,6 +184,8 @@ class FirstPaintCfg:
 
     pages: tuple[str, ...] = ("model", "evaluate", "test", "runs")  # empty: skipped
     query: str = "?dataset=sample&run=r1"
+    repeats: int = 3  # fresh servers per page for the timings (their median): one first load is mostly its noise
+    returning: tuple[str, ...] = ("evaluate",)  # these pages and the bare app again, from a browser that has the scripts
     width: int = 1440
     shot_every_ms: int = 200
     timeout_s: float = 60.0
