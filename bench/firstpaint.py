@@ -197,6 +197,11 @@ BARE = ("bare", ("Hello", "(document.querySelector('h1')?.innerText || '').inclu
 AGAIN = "again:"  # a returning visitor's row: the browser has Streamlit's scripts cached (_returning)
 
 
+def _server_files(ctx: Context, ws: Path | None = None) -> tuple[Path, Path, Path]:
+    """A fresh server's workspace (default: an empty one, for the bare app), cache folder and log."""
+    return ws or ctx.work / "firstpaint" / "bare-ws", ctx.work / "firstpaint" / "cache", ctx.work / "firstpaint.log"
+
+
 def _bare_script(ctx: Context) -> Path:
     script = ctx.subdir("firstpaint") / "bare_app.py"
     script.write_text(BARE_APP, encoding="utf-8")
@@ -207,8 +212,7 @@ def _bare(ctx: Context, browser: Any, cfg: FirstPaintCfg) -> dict[str, Watch]:
     script = _bare_script(ctx)
     out = {}
     for kind, shots in (("timings", False), ("paint", True)):
-        with fresh_server(ctx.work / "firstpaint" / "bare-ws", ctx.work / "firstpaint" / "cache",
-                          ctx.work / "firstpaint.log", script=str(script)) as url:
+        with fresh_server(*_server_files(ctx), script=str(script)) as url:
             out[kind] = watch_page(browser, url, "", cfg, shots, page_spec=BARE[1])
     return out
 
@@ -218,8 +222,7 @@ def _returning(ctx: Context, browser: Any, cfg: FirstPaintCfg, slug: str, script
     """A direct link from a browser that used the app before: a first server at a fixed port is visited
     once (the browser keeps Streamlit's scripts, which are cached as immutable), then a fresh server on
     the same port is opened by the link."""
-    ws = ws or ctx.work / "firstpaint" / "bare-ws"
-    where = (ws, ctx.work / "firstpaint" / "cache", ctx.work / "firstpaint.log")
+    where = _server_files(ctx, ws)
     out = {}
     for kind, shots in (("timings", False), ("paint", True)):
         context, port = browser.new_context(viewport=_viewport(cfg)), _free_port()
@@ -243,7 +246,7 @@ def measure(ctx: Context, cfg: FirstPaintCfg) -> dict[str, dict[str, Watch]]:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for slug in cfg.pages:
-                where = (ws, ctx.work / "firstpaint" / "cache", ctx.work / "firstpaint.log")
+                where = _server_files(ctx, ws)
                 timings = []
                 for _ in range(cfg.repeats):
                     with fresh_server(*where) as url:
