@@ -112,7 +112,7 @@ class EventWriter:
         n_val = t.feeder.size("val") if self.images else 0
         if self.batch_end and n_val:  # validation (and BatchNorm statistics) since the last batch
             extra = t.feeder.size("train") if t.recipe.recalibrate_bn and not t.should_stop else 0
-            self.clock.observe("forward", now - self.batch_end, n_val + extra)
+            self.clock.observe("val", now - self.batch_end, n_val + extra)
         self.clock.fit_at(t.epoch + 1)
         self.batch_end = now
         record.update(elapsed_s=now - self.t0, epoch_s=now - self.epoch_start, eta_s=self.clock.eta(),

@@ -28,11 +28,11 @@ from typing import Any, Callable
 __all__ = ["Rate", "StepRate", "Smoother", "Task", "RunShape", "RunClock", "plan_run", "priors", "estimate_seconds",
            "probe_view_count", "shape_for", "run_priors", "step_weight", "TRAIN_RATIO", "STARTUP_S"]
 
-# One training step costs about TRAIN_RATIO × batch × one photo's forward pass (eval, bf16), measured in
-# real runs on the reference 2-core CPU (mobilenetv2_100 at 96-128 px on a quiet CPU: 4.3-5.0, counting a short
-# last batch as its share of a step);
+# One training step costs about TRAIN_RATIO × batch × one photo of the run's first feature pass (eval, bf16),
+# measured in real runs on the reference 2-core CPU (bench section 9, mobilenetv2_100 at 96-128 px: 4.3-6.8 over
+# 11 runs, median 5.7, counting a short last batch as its share of a step);
 # curated backbones use the ratio of their own listed speeds.
-TRAIN_RATIO = 5.0
+TRAIN_RATIO = 5.7
 STARTUP_S = 7.0  # python -m core train: importing torch, timm and scikit-learn on the reference CPU
 DEFAULT_TRAIN_IPS, DEFAULT_INFER_IPS, SPEED_AT = 14.0, 70.0, 224  # mobilenetv2_100 at 224 px on 2 cores (bf16)
 VIEW_SHARE = 0.65  # a photo-view scored by the finished model costs this share of a feature-pass photo (measured 0.64)
@@ -252,11 +252,11 @@ def _fit_tasks(shape: RunShape, stage: str, n_train: int, n_val: int, n_test: in
         out.append(Task(pre + "probe", {"probe": (1 + views) * n_train}))
     if not frozen:
         per_epoch = {"train": n_train / max(1, shape.batch_size), "gap": 1,  # a short last batch costs its share
-                     "forward": n_val + (n_train if shape.flag("recalibrate") and n_val else 0)}
+                     "val": n_val + (n_train if shape.flag("recalibrate") and n_val else 0)}
         weights = tuple(step_weight(f) for f in shape.shares)
         out.append(Task(pre + "fit", per_epoch, reps=max(1, shape.epochs), weights=weights))
         if shape.flag("reprobe"):
-            out.append(Task(pre + "reprobe", {"forward": (1 + views) * n_train, "probe": (1 + views) * n_train}))
+            out.append(Task(pre + "reprobe", {"refit": (1 + views) * n_train, "probe": (1 + views) * n_train}))
     scored = (n_test + (n_val if not stage else 0)) * shape.test_views
     if frozen and shape.test_views <= 1:  # scored on the cached features: free
         scored = 0
@@ -392,7 +392,7 @@ class RunClock:
                 now: Callable[[], float] = time.monotonic) -> "RunClock":
         """A clock for one fit on its own (a trainer used outside :func:`core.pipeline.train_run`)."""
         clock = cls(RunShape(photos=0, batch_size=batch_size), prior, now)
-        clock.tasks = [Task("fit", {"train": batches, "gap": 1, "forward": n_val}, reps=max(1, epochs))]
+        clock.tasks = [Task("fit", {"train": batches, "gap": 1, "val": n_val}, reps=max(1, epochs))]
         return clock
 
     # --- measurements ------------------------------------------------------------------------------
@@ -501,6 +501,10 @@ class RunClock:
         train = self.rates.get("train")
         if key == "view":  # the finished model scoring a photo-view: a forward pass without the feature pass's copying
             return VIEW_SHARE * self._unit_cost("forward")
+        if key == "val":  # an epoch's validation photo, until one was timed: a feature-pass photo
+            return self._unit_cost("forward")
+        if key == "refit":  # the adapted trunk's feature pass: its validation's pace (measured 1.0-1.2x the refit's
+            return self._unit_cost("val")  # time a photo) foretells it better than the first pass's (0.8-1.8x)
         if key == "forward" and train and train.value is not None:
             return train.value / (self.prior.get("ratio", TRAIN_RATIO) * self.batch_size)
         return self.prior.get(key, 0.0)
@@ -533,7 +537,8 @@ class RunClock:
         current = self.tasks[self.current].name if 0 <= self.current < len(self.tasks) else ""
         line = {"time": time.time(), "raw": raw, "shown": shown, "current": current,
                 "left": {t.name: round(left, 3) for t in self.tasks if (left := t.left(self.cost)) > 0},
-                "cost": {k: self.cost(k) for k in ("forward", "view", "train", "probe", "gap", "save", "build")}}
+                "cost": {k: self.cost(k) for k in ("forward", "val", "refit", "view", "train", "probe", "gap", "save",
+                                                   "build")}}
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")
 

@@ -73,10 +73,10 @@ def test_the_plan_holds_every_phase_of_the_run_in_order() -> None:
     assert names == ["check", "build", "decode", "features", "probe", "fit", "reprobe", "score", "finish"]
     tasks = {t.name: t for t in plan_run(shape)}
     assert tasks["features"].parts["forward"] == 100 + 7 * 70  # every photo, then 7 extra views of the training ones
-    assert tasks["fit"].reps == 3 and tasks["fit"].parts["train"] == 7 and tasks["fit"].parts["forward"] == 15
+    assert tasks["fit"].reps == 3 and tasks["fit"].parts["train"] == 7 and tasks["fit"].parts["val"] == 15
     short = {t.name: t for t in plan_run(RunShape(photos=100, epochs=3, batch_size=32, splits=(70, 15, 15)))}
     assert short["fit"].parts["train"] == pytest.approx(70 / 32)  # a short last batch costs its share of a step
-    assert tasks["reprobe"].parts["forward"] == 8 * 70
+    assert tasks["reprobe"].parts["refit"] == 8 * 70
     assert tasks["score"].parts["view"] == 30  # photo-views scored by the finished model
     scratch = [t.name for t in plan_run(RunShape(photos=100, strategy="scratch"))]
     assert "probe" not in scratch and "reprobe" not in scratch
@@ -97,6 +97,17 @@ def test_each_fold_reads_the_extra_views_of_only_the_photos_new_to_training() ->
     # fold 1: every photo, then 7 views of its 6 training photos; fold 2 adds fold 1's test photos; then none
     assert read == {"fold-1:features": 9 + 7 * 6, "fold-2:features": 7 * 3, "fold-3:features": 0,
                     "final:features": 0}
+
+
+def test_validation_is_timed_on_its_own_and_paces_the_head_refit() -> None:
+    clock = RunClock.for_fit(2, 10, n_val=20, batch_size=8, prior=PRIOR, now=FakeTime())
+    clock.observe("forward", 0.5, 50)
+    clock.observe("forward", 2.0, 100)  # the start trunk's first feature pass: 20 ms a photo
+    assert clock.cost("val") == clock.cost("refit") == pytest.approx(0.02)  # nothing else timed yet
+    clock.observe("val", 0.2, 20)
+    clock.observe("val", 0.2, 20)  # the adapted trunk's validation: 10 ms a photo
+    assert clock.cost("val") == clock.cost("refit") == pytest.approx(0.01)  # the refit reads photos at that pace
+    assert clock.cost("forward") == pytest.approx(0.02)  # and the first pass's own cost is kept
 
 
 def test_phases_not_yet_run_are_in_the_time_left() -> None:
