@@ -6,7 +6,8 @@ every fit), the head refit's feature pass on the adapted trunk, and the photos t
 cross-validation every fold and the final fit. Each kind of unit has a cost (:class:`Rate`), measured
 in this run as it goes (a moving average of step times that skips the warm-up steps and clips stray
 slow ones; a progressive run's steps per share of the trunk that trains), else derived from another
-measured cost (a training step ≈ ``train_ratio`` × batch × one photo's forward pass), else a prior:
+measured cost (a training step ≈ ``train_ratio`` × batch × one photo of the first feature pass; the head
+refit's feature pass at the pace of the epochs' validation), else a prior:
 the training speed measured earlier in the run's workspace, else the backbone's known speed. The
 time left is the sum over what remains, smoothed over wall time (:class:`Smoother`) so that one slow
 batch doesn't make it jump.

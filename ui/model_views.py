@@ -50,7 +50,6 @@ def training_estimate(choices: dict[str, Any], n_images: int, speed: dict[str, f
     the speed measured here, else the backbone's speed on the reference CPU. With a warm training
     process waiting (:func:`core.ready_standby`), Start doesn't wait for PyTorch to load.
     """
-    from core import ready_standby
     from core.catalogue import curated
     from core.eta import estimate_seconds, priors, shape_for
 
@@ -61,9 +60,17 @@ def training_estimate(choices: dict[str, Any], n_images: int, speed: dict[str, f
                        views=int(choices.get("views") or DEFAULT_VIEWS),
                        batch_size=int(choices.get("batch_size") or RunConfig.batch_size))
     prior = priors(choices["backbone"], int(choices["image_size"]), config.batch_size, speed)
-    if ready_standby(workspace().root) is not None:
+    if _warm_process_waits(str(workspace().root)):
         prior["start"] = 0.0
     return estimate_seconds(shape_for(config, n_images, folds=folds), prior)
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def _warm_process_waits(root: str) -> bool:
+    """Whether a warm training process waits here, asked once for a page's several estimates."""
+    from core import ready_standby
+
+    return ready_standby(root) is not None
 
 
 def expected_duration_text(choices: dict[str, Any], n_images: int, speed: dict[str, float] | None) -> str:

@@ -247,12 +247,14 @@ def test_the_expected_time_counts_no_start_up_while_a_warm_training_process_wait
     import core
     from core.backbones import DEFAULT_BACKBONE
     from core.eta import STARTUP_S
-    from ui.model_views import training_estimate
+    from ui.model_views import _warm_process_waits, training_estimate
 
     picked = {"backbone": DEFAULT_BACKBONE, "strategy": "fine-tune", "epochs": 8, "image_size": 128}
     cold = training_estimate(picked, 120, None)
     asked: list[Path] = []
     monkeypatch.setattr(core, "ready_standby", lambda root: asked.append(Path(root)) or Path(root) / ".standby" / "1")
+    _warm_process_waits.clear()  # asked at most every 2 s: a page's several estimates share one answer
     warm = training_estimate(picked, 120, None)
-    assert asked == [ws.root]  # this workspace's standby
+    assert training_estimate(picked, 120, None) == warm
+    assert asked == [ws.root]  # this workspace's standby, asked once
     assert cold is not None and warm == pytest.approx(cold - STARTUP_S)
