@@ -88,11 +88,14 @@ def _drawn(e: dict[str, Any]) -> bool:
 
 
 def _train_ratio(events: list[dict[str, Any]], batch: int) -> float | None:
-    """A training step's cost over (batch × one photo's forward pass), both measured in this run."""
+    """A training step's cost over (batch × one photo of the first pass over the photos), both measured in
+    this run; the pass without its first report (warm-up), as the run's clock times it."""
+    start = next((e for e in events if e["event"] == "run_start"), {})
+    photos = sum((start.get("splits") or {}).values()) or float("inf")
     feats = []
     for e in events[next((i for i, e in enumerate(events) if e.get("phase") == "features"), len(events)):]:
-        if e.get("phase") != "features":
-            break  # the first feature pass only (a cross-validation's later folds read a few more)
+        if e.get("phase") != "features" or e["done"] > photos:
+            break  # the first pass over the photos only (the probe's views come from a folded copy)
         feats.append(e)
     speeds = [e["images_per_s"] for e in events if e["event"] == "epoch" and e.get("images_per_s")]
     if len(feats) < 2 or not speeds:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from .eta import RunClock
 from .runs import RunFolder
 
-__all__ = ["EventWriter", "StopWatcher", "StopRequested", "progress_hook", "announce_start"]
+__all__ = ["EventWriter", "StopWatcher", "StopRequested", "PhaseProgress", "progress_hook", "announce_start"]
 
 PROGRESS_EVERY_S = 2.0
 
@@ -37,25 +39,43 @@ def announce_start(config: Any, warm: bool = False) -> None:
 
 
 def progress_hook(run: RunFolder, clock: RunClock | None, phase: str, label: str,
-                  stopper: "StopWatcher | None" = None, task: str = "") -> Callable[[int, int, float], None]:
+                  stopper: "StopWatcher | None" = None, task: str = "") -> "PhaseProgress":
     """A preparation phase's progress hook (check, decode, features, refit): events and status with the
     whole run's time left (``eta_s``) and the phase's own (``phase_eta_s``).
 
     ``task`` names the clock's task when it isn't the phase (the head refit reads features in task
     ``reprobe``). A stop request raises :class:`StopRequested`.
     """
-    def report(done: int, total: int, eta: float) -> None:
-        if stopper is not None and stopper.requested():
-            raise StopRequested(phase)
-        if clock is None:
-            run.emit("progress", phase=phase, done=done, total=total, eta_s=eta, phase_eta_s=eta)
-            run.set_status("running", f"{label}: {done} of {total}.", eta_s=eta)
+    return PhaseProgress(run, clock, phase, label, stopper, task)
+
+
+@dataclass(frozen=True)
+class PhaseProgress:
+    """The hook :func:`progress_hook` makes: called with (done, total, seconds left of the phase)."""
+
+    run: RunFolder
+    clock: RunClock | None
+    phase: str
+    label: str
+    stopper: "StopWatcher | None" = None
+    task: str = ""
+    key: str = ""  # the kind of work the clock times (default: the task's first)
+
+    def keyed(self, key: str) -> "PhaseProgress":
+        """The same hook, timing its work as ``key`` (e.g. ``"frozen"``: a folded trunk's pass)."""
+        return dataclasses.replace(self, key=key)
+
+    def __call__(self, done: int, total: int, eta: float) -> None:
+        if self.stopper is not None and self.stopper.requested():
+            raise StopRequested(self.phase)
+        if self.clock is None:
+            self.run.emit("progress", phase=self.phase, done=done, total=total, eta_s=eta, phase_eta_s=eta)
+            self.run.set_status("running", f"{self.label}: {done} of {total}.", eta_s=eta)
             return
-        units, planned = clock.progress(task or phase, done, total)
-        whole = clock.eta()
-        run.emit("progress", phase=phase, done=int(units), total=int(planned), eta_s=whole, phase_eta_s=eta)
-        run.set_status("running", f"{label}: {int(units)} of {int(planned)}.", eta_s=whole)
-    return report
+        units, planned = self.clock.progress(self.task or self.phase, done, total, key=self.key)
+        whole = self.clock.eta()
+        self.run.emit("progress", phase=self.phase, done=int(units), total=int(planned), eta_s=whole, phase_eta_s=eta)
+        self.run.set_status("running", f"{self.label}: {int(units)} of {int(planned)}.", eta_s=whole)
 
 
 class EventWriter:

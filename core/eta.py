@@ -1,7 +1,8 @@
 """The whole run's clock: the work left, in units, times what one unit costs on this computer now.
 
 At the start of a run the clock gets the plan (:func:`plan_run`): photos to check and to decode,
-photo-views for the feature pass and the probe's extra views, training steps (epochs × batches of
+photo-views for the feature pass and the probe's extra views (``frozen``: a BatchNorm-folded copy of the
+trunk reads those, :mod:`core.batchnorm_fold`), training steps (epochs × batches of
 every fit), the head refit's feature pass on the adapted trunk, and the photos to score; for a
 cross-validation every fold and the final fit. Each kind of unit has a cost (:class:`Rate`), measured
 in this run as it goes (a moving average of step times that skips the warm-up steps and clips stray
@@ -36,6 +37,7 @@ __all__ = ["Rate", "StepRate", "Smoother", "Task", "RunShape", "RunClock", "plan
 TRAIN_RATIO = 5.7
 STARTUP_S = 7.0  # python -m core train: importing torch, timm and scikit-learn on the reference CPU
 DEFAULT_TRAIN_IPS, DEFAULT_INFER_IPS, SPEED_AT = 14.0, 70.0, 224  # mobilenetv2_100 at 224 px on 2 cores (bf16)
+FOLDED_SHARE = 0.6  # the probe's folded pass costs this share of a photo of the trunk's own (MobileNet: 0.55-0.6)
 VIEW_SHARE = 0.65  # a photo-view scored by the finished model costs this share of a feature-pass photo (measured 0.64)
 PRIORS_S = {"check": 0.004, "decode": 0.003, "probe": 0.0015, "memory": 0.01, "build": 1.5, "save": 1.5,
             "gap": 0.1, "start": STARTUP_S}  # seconds per unit before this run measures them
@@ -247,8 +249,8 @@ def _fit_tasks(shape: RunShape, stage: str, n_train: int, n_val: int, n_test: in
     pre = f"{stage}:" if stage else ""
     frozen = shape.strategy == "feature-extraction"  # trains heads on cached features: scoring is free too
     views = probe_view_count(n_train, shape.views, shape.view_budget) if shape.flag("probe") else 0
-    read = (shape.photos if first and (shape.flag("probe") or frozen) else 0) + views * new
-    out = [Task(pre + "features", {"forward": read, "build": 1})]  # each fit builds its model afresh
+    plain = shape.photos if first and (shape.flag("probe") or frozen) else 0
+    out = [Task(pre + "features", {"forward": plain, "frozen": views * new, "build": 1})]  # each fit builds a model
     if shape.flag("probe"):
         out.append(Task(pre + "probe", {"probe": (1 + views) * n_train}))
     if not frozen:
@@ -305,6 +307,19 @@ def _speed_here(workspace: str | None, backbone: str) -> dict[str, float] | None
         return None
 
 
+@dataclass
+class _Count:
+    """Units of one kind of work a task reported: earlier counts, the current count, its total."""
+
+    base: float = 0.0
+    last: float = 0.0
+    total: float = 0.0
+    complete: bool = False  # a later kind of work began: this one is done (or came from the cache)
+
+    def units(self, planned: float) -> float:
+        return max(planned, self.base + self.last) if self.complete else self.base + self.last
+
+
 class RunClock:
     """Time left for the whole run, from its plan and the costs measured so far (see the module docstring).
 
@@ -323,7 +338,7 @@ class RunClock:
         self.tasks: list[Task] = []
         self.current = -1
         self._since = self._mark = self._activity = self.now()  # _activity: the last work reported
-        self._base = self._last = self._total = 0.0  # the current task's units: earlier counts, this count, its total
+        self._counts: dict[str, _Count] = {}  # the current task's units reported, per kind of work
         self._observed = False  # the current task measured its rate from progress
         self._steps = 0  # training steps of the current fit
         self._snap, self._scale = True, 1.0  # _scale: shown / raw time left at the last eta()
@@ -363,7 +378,7 @@ class RunClock:
             task.done = task.reps
         start = self.now() if at is None else at
         self.current, self._since, self._mark, self._activity, self._observed = i, start, start, start, False
-        self._base = self._last = self._total = 0.0
+        self._counts = {}
         if name == "fit":
             self._steps = 0
 
@@ -405,11 +420,12 @@ class RunClock:
     def progress(self, name: str, done: float, total: float, key: str = "",
                  relative: bool = False) -> tuple[float, float]:
         """Progress of task ``name``: ``done`` of ``total`` units of one kind of work (``key``, default the
-        task's first); returns the task's (units done, units planned) for display.
+        task's first); returns the task's (units done, units planned) for display, over all its kinds.
 
         A reporter may restart its count (the probe's views, a second decode pass): the units of
-        its earlier counts are kept. ``relative``: ``done / total`` is the share of the task done
-        (its units are not the plan's, e.g. the memory's picks).
+        its earlier counts are kept. A kind of work reported means the kinds planned before it in
+        the task are done (e.g. the first feature pass came from the cache). ``relative``: ``done /
+        total`` is the share of the task done (its units are not the plan's, e.g. the memory's picks).
         """
         self.begin(name, at=self._activity)  # a task first seen here began when the work before it ended
         if not 0 <= self.current < len(self.tasks):
@@ -420,18 +436,29 @@ class RunClock:
         if relative and total > 0:
             planned = task.parts.get(key, 0.0) * task.reps
             done, total = planned * min(1.0, done / total), planned
-        if done < self._last or total != self._total:  # a new count: what the last one did stays done
-            self._base, self._last = self._base + self._last, 0.0
-        self._total = total
-        if done > self._last:
-            self.observe(key, now - self._mark, done - self._last)
-            self._mark, self._last, self._observed = now, done, True
-        planned = task.parts.get(key, 0.0) * task.reps
-        units = self._base + done
-        if planned > 0:  # this kind of work is its share of the task (the refit's regression comes after)
-            share = task.parts[key] * self.cost(key) / max(task.cost(self.cost), 1e-12)
-            task.done = max(task.done, min(task.reps, task.reps * min(1.0, share) * units / planned))
-        return units, max(planned, units)
+        count = self._counts.setdefault(key, _Count())
+        if done < count.last or total != count.total:  # a new count: what the last one did stays done
+            count.base, count.last = count.base + count.last, 0.0
+        count.total = total
+        if done > count.last:
+            self.observe(key, now - self._mark, done - count.last)
+            self._mark, count.last, self._observed = now, done, True
+        for earlier in list(task.parts)[:list(task.parts).index(key)] if key in task.parts else []:
+            self._counts.setdefault(earlier, _Count()).complete = True
+        task.done = max(task.done, self._share_done(task))
+        counted = [k for k in task.parts if k not in WHOLE_TASK_KEYS]
+        units = sum(self._counts[k].units(task.parts[k] * task.reps) for k in counted if k in self._counts)
+        return units, max(sum(task.parts[k] for k in counted) * task.reps, units)
+
+    def _share_done(self, task: Task) -> float:
+        """Repetitions of ``task`` done: each kind of work's share of its cost times the share of it done."""
+        whole = max(task.cost(self.cost), 1e-12)
+        done = 0.0
+        for key, count in self._counts.items():
+            planned = task.parts.get(key, 0.0) * task.reps
+            if planned > 0:
+                done += task.parts[key] * self.cost(key) / whole * min(1.0, count.units(planned) / planned)
+        return min(task.reps, task.reps * min(1.0, done))
 
     def step(self, seconds: float, photos: int, epoch: int = 0) -> None:
         """One training step of ``epoch`` (0-based) took ``seconds`` for ``photos`` photos; it is recorded for
@@ -497,11 +524,15 @@ class RunClock:
 
     def _unit_cost(self, key: str) -> float:
         measured = self.rates.get(key)
-        if measured and measured.value is not None:
+        # The folded pass's first report is mostly its warm-up (new kernels): until a second one, a share
+        # of the first pass's steady pace is the better guess.
+        if measured and measured.value is not None and (key != "frozen" or measured.count > 1):
             return measured.value
         train = self.rates.get("train")
         if key == "view":  # the finished model scoring a photo-view: a forward pass without the feature pass's copying
             return VIEW_SHARE * self._unit_cost("forward")
+        if key == "frozen":  # a photo-view of the folded trunk's pass
+            return FOLDED_SHARE * self._unit_cost("forward")
         if key == "val":  # an epoch's validation photo, until one was timed: a feature-pass photo
             return self._unit_cost("forward")
         if key == "refit":  # the adapted trunk's feature pass: its validation's pace (measured 1.0-1.2x the refit's
@@ -538,7 +569,7 @@ class RunClock:
         current = self.tasks[self.current].name if 0 <= self.current < len(self.tasks) else ""
         line = {"time": time.time(), "raw": raw, "shown": shown, "current": current,
                 "left": {t.name: round(left, 3) for t in self.tasks if (left := t.left(self.cost)) > 0},
-                "cost": {k: self.cost(k) for k in ("forward", "val", "refit", "view", "train", "probe", "gap", "save",
+                "cost": {k: self.cost(k) for k in ("forward", "frozen", "val", "refit", "view", "train", "probe", "gap", "save",
                                                    "build")}}
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from . import ddp
-from .augment import VIEWS
+from .augment import VIEWS, to_model_input
 from .backbones import build, data_config, native_size, parse_start
-from .callbacks import EventWriter, StopWatcher, progress_hook
+from .batchnorm_fold import folded_copy
+from .callbacks import EventWriter, PhaseProgress, StopWatcher, progress_hook
 from .checkpoint import Checkpointer, restore_checkpoint
 from .config import RunConfig, Strategy
 from .device import Runtime, select_runtime
@@ -45,14 +46,17 @@ PROBE_VIEWS: tuple[str, ...] = VIEWS[1:]  # mirrored and quarter-turned copies o
 PROBE_VIEW_BUDGET = 2000  # at most this many extra photo-views for the probe (all 7 copies up to 285 photos)
 
 
-def _offset(progress: ProgressFn | None, k: int, n: int) -> ProgressFn | None:
+def _offset(progress: ProgressFn | None, k: int, n: int, key: str = "") -> ProgressFn | None:
     """Progress of the ``k``-th of ``n`` equal passes, reported as one pass over all of them.
 
     The time passed on is this pass's own; the whole run's time left comes from the run's clock
-    (:class:`core.eta.RunClock`), which counts every pass of the plan.
+    (:class:`core.eta.RunClock`), which counts every pass of the plan. ``key``: the kind of work the
+    clock times it as (``"frozen"``: the folded copy's passes), for a hook of :func:`progress_hook`.
     """
     if progress is None:
         return None
+    if key and isinstance(progress, PhaseProgress):
+        progress = progress.keyed(key)
 
     def report(done: int, total: int, eta: float) -> None:
         progress(k * total + done, n * total, eta)
@@ -138,6 +142,7 @@ class Fitter:
                                      self.image_size, progress=decode_progress)
         self._features: torch.Tensor | None = None
         self._views_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # per view: features, which are done
+        self._folded: torch.nn.Module | None = None
 
     def new_model(self) -> GraftModel:
         """The start trunk's weights with fresh heads (seeded, so every fit starts alike)."""
@@ -167,7 +172,8 @@ class Fitter:
         views = PROBE_VIEWS[:max(0, min(len(PROBE_VIEWS), PROBE_VIEW_BUDGET // max(1, len(index))))]
         if trunk is None:
             rows = [self.features(progress).numpy()[index]]
-            rows += [self._view_features(view, index, _offset(progress, k, len(views))) for k, view in enumerate(views)]
+            rows += [self._view_features(view, index, _offset(progress, k, len(views), "frozen"))
+                     for k, view in enumerate(views)]
         else:
             rows = [self._extract(trunk, index=index, progress=_offset(progress, 0, 1 + len(views))).numpy()]
             rows += [self._extract(trunk, index=index, view=view, progress=_offset(progress, k + 1, 1 + len(views)))
@@ -179,12 +185,22 @@ class Fitter:
         feats, done = self._views_cache.get(view, (None, None))
         missing = index if done is None else index[~done[index]]
         if len(missing):
-            new = self._extract(index=missing, view=view, progress=progress).numpy()
+            new = self._extract(self._folded_trunk(), index=missing, view=view, progress=progress).numpy()
             if feats is None:
                 feats, done = np.zeros((len(self.images), new.shape[1]), np.float32), np.zeros(len(self.images), bool)
             feats[missing], done[missing] = new, True
             self._views_cache[view] = (feats, done)
         return feats[index]
+
+    def _folded_trunk(self) -> torch.nn.Module:
+        """The start trunk with its BatchNorms folded (:mod:`core.batchnorm_fold`), for the probe's extra
+        views: the plain photos keep the trunk's own pass, the one the saved model predicts with."""
+        if self._folded is None:
+            m, s = (torch.tensor(self.dcfg[k], device=self.runtime.device) for k in ("mean", "std"))
+            example = to_model_input(torch.from_numpy(np.asarray(self.images[:2])).to(self.runtime.device), m, s)
+            trunk = self._trunk.to(self.runtime.device).to(memory_format=torch.channels_last)
+            self._folded = folded_copy(trunk, example)
+        return self._folded
 
     def _probe(self, model: GraftModel, train: list[int], progress: ProgressFn | None,
                trunk: torch.nn.Module | None = None) -> dict[str, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.cli import main
-from core.eta import RunClock, RunShape, Smoother, estimate_seconds, plan_run, priors
+from core.eta import FOLDED_SHARE, RunClock, RunShape, Smoother, estimate_seconds, plan_run, priors
 from core.jsonio import read_jsonl
 
 PRIOR = {"check": 0.01, "decode": 0.01, "forward": 0.01, "train": 0.5, "probe": 0.001, "build": 1.0, "save": 1.0,
@@ -72,7 +72,8 @@ def test_the_plan_holds_every_phase_of_the_run_in_order() -> None:
     names = [t.name for t in plan_run(shape)]
     assert names == ["check", "build", "decode", "features", "probe", "fit", "reprobe", "score", "finish"]
     tasks = {t.name: t for t in plan_run(shape)}
-    assert tasks["features"].parts["forward"] == 100 + 7 * 70  # every photo, then 7 extra views of the training ones
+    assert tasks["features"].parts["forward"] == 100  # every photo, through the trunk as it predicts
+    assert tasks["features"].parts["frozen"] == 7 * 70  # then 7 extra views of the training ones, folded
     assert tasks["fit"].reps == 3 and tasks["fit"].parts["train"] == 7 and tasks["fit"].parts["val"] == 15
     short = {t.name: t for t in plan_run(RunShape(photos=100, epochs=3, batch_size=32, splits=(70, 15, 15)))}
     assert short["fit"].parts["train"] == pytest.approx(70 / 32)  # a short last batch costs its share of a step
@@ -93,10 +94,48 @@ def test_each_fold_reads_the_extra_views_of_only_the_photos_new_to_training() ->
     splits = [{"train": [i for i in range(9) if i // 3 != k], "val": [], "test": [i for i in range(9) if i // 3 == k]}
               for k in range(3)]
     _Clock(clock).plan_folds(splits, 9)
-    read = {t.name: t.parts["forward"] for t in clock.tasks if t.name.endswith("features")}
+    read = {t.name: t.parts["forward"] + t.parts["frozen"] for t in clock.tasks if t.name.endswith("features")}
     # fold 1: every photo, then 7 views of its 6 training photos; fold 2 adds fold 1's test photos; then none
     assert read == {"fold-1:features": 9 + 7 * 6, "fold-2:features": 7 * 3, "fold-3:features": 0,
                     "final:features": 0}
+
+
+def _feature_clock() -> tuple[RunClock, FakeTime]:
+    now = FakeTime()
+    clock = RunClock(RunShape(photos=100, epochs=3, batch_size=10, splits=(70, 15, 15)), PRIOR, now)
+    clock.begin("features")
+    return clock, now
+
+
+def test_the_probe_views_folded_pass_is_timed_apart_from_the_first_pass() -> None:
+    clock, now = _feature_clock()
+    assert clock.cost("frozen") == pytest.approx(FOLDED_SHARE * clock.cost("forward"))  # nothing timed yet
+    for done, seconds in ((20, 1.0), (60, 0.8), (100, 0.8)):  # the first pass: 20 ms a photo after a warm-up
+        now.t += seconds
+        clock.progress("features", done, 100)
+    assert clock.cost("forward") == pytest.approx(0.02)
+    for done, seconds in ((140, 2.0), (350, 1.68), (490, 1.12)):  # then 7 views of the 70 training photos,
+        now.t += seconds  # folded: 8 ms a photo-view after a warm-up
+        units, planned = clock.progress("features", done, 490, key="frozen")
+        if done == 140:  # its warm-up alone says little: still a share of the first pass's pace
+            assert clock.cost("frozen") == pytest.approx(FOLDED_SHARE * 0.02)
+        if done == 350:
+            assert (units, planned) == (450, 590)  # shown as one pass: 100 photos and 350 of 490 views
+    assert clock.cost("frozen") == pytest.approx(0.008) and clock.cost("forward") == pytest.approx(0.02)
+    assert (units, planned) == (590, 590)
+    read = 100 * 0.02 + 490 * 0.008  # every photo-view read: only the model's building is left of the task
+    assert clock.tasks[clock.current].done == pytest.approx(read / (read + clock.cost("build")))
+    assert clock.cost("train") == pytest.approx(PRIOR["ratio"] * 10 * 0.02)  # steps still priced from the first
+
+
+def test_views_reported_after_a_cached_first_pass_count_that_pass_done() -> None:
+    clock, now = _feature_clock()
+    now.t += 1.0
+    units, planned = clock.progress("features", 245, 490, key="frozen")  # the photos' own features were cached
+    assert (units, planned) == (345, 590)
+    task, cost = clock.tasks[clock.current], clock.cost
+    whole = 100 * cost("forward") + 490 * cost("frozen") + cost("build")
+    assert task.done == pytest.approx((100 * cost("forward") + 245 * cost("frozen")) / whole)
 
 
 def test_validation_is_timed_on_its_own_and_paces_the_head_refit() -> None:
