@@ -36,10 +36,10 @@ class Measured:
 
 # {strategy: (NEU 20/class accuracy, seconds per fit, bottle accuracy)}, from docs/benchmarks.md section 7
 MEASURED: dict[Strategy, Measured] = {strategy: Measured(*values) for strategy, values in {
-    Strategy.FEATURE_EXTRACTION: (0.993, 47, 1.000),
-    Strategy.FINE_TUNE: (0.995, 233, 1.000),
-    Strategy.PROGRESSIVE: (0.996, 226, None),
-    Strategy.MULTI_TASK: (0.992, 273, 0.994),
+    Strategy.FEATURE_EXTRACTION: (0.991, 28, 1.000),
+    Strategy.FINE_TUNE: (0.994, 159, 1.000),
+    Strategy.PROGRESSIVE: (0.996, 125, None),
+    Strategy.MULTI_TASK: (0.992, 142, 0.994),
     Strategy.SCRATCH: (0.898, 401, None),
 }.items()}
 
