@@ -277,8 +277,9 @@ def _notes(cfg: EtaCfg, data: list[dict[str, Any]], real: bool) -> list[str]:
              "extraction has no learning curve (its one `epoch` event is the final score), so the curve goal "
              "counts the other runs. Before the first batch of the other strategies come the start trunk's "
              "features of every photo, 7 extra views of the training photos (read by a copy of the trunk with its "
-             "BatchNorms folded: `core/batchnorm_fold.py`), and the logistic-regression probe (LP-FT): that preparation, not the start-up, is the wait before the curve; the first "
-             "epoch's own point comes one epoch later."]
+             "BatchNorms folded: `core/batchnorm_fold.py`), and the logistic-regression probe (LP-FT): that "
+             "preparation, not the start-up, is the wait before the curve; the first epoch's own point comes one "
+             "epoch later."]
     loads = [d["load"] for d in data]
     if loads and max(loads) > 2 * (os.cpu_count() or 2):
         notes.append(f"**Taken under heavy load** (load average {min(loads):.1f}–{max(loads):.1f} on "

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from .eta import RunClock
@@ -63,7 +62,7 @@ class PhaseProgress:
 
     def keyed(self, key: str) -> "PhaseProgress":
         """The same hook, timing its work as ``key`` (e.g. ``"frozen"``: a folded trunk's pass)."""
-        return dataclasses.replace(self, key=key)
+        return replace(self, key=key)
 
     def __call__(self, done: int, total: int, eta: float) -> None:
         if self.stopper is not None and self.stopper.requested():

@@ -47,6 +47,7 @@ BOUNDS = (0.5, 2.0)  # the shown time left stays within these multiples of the r
 WARMUP_STEPS = 2  # the first training steps of every fit are slower (allocations, kernel choice): skipped
 TRACE_ENV = "GRAFT_ETA_TRACE"  # a file: every estimate of the run, task by task, is appended to it
 WHOLE_TASK_KEYS = ("build", "probe", "save", "gap")  # measured from a task's whole duration
+WARM_UP_KEYS = ("frozen",)  # a first report that is mostly warm-up (the folded copy's new kernels): not a pace
 PROBE_VIEWS, PROBE_VIEW_BUDGET = 7, 2000  # as core.fitting (PROBE_VIEWS, PROBE_VIEW_BUDGET), which passes its own
 
 
@@ -69,8 +70,9 @@ class Rate:
     CPU) count as they really cost, and the last few reports count most.
     """
 
-    def __init__(self, alpha: float = 0.3) -> None:
+    def __init__(self, alpha: float = 0.3, trust_first: bool = True) -> None:
         self.alpha, self.value, self.count = alpha, None, 0
+        self.trust_first = trust_first  # False: the first report is mostly warm-up, no value until a second
         self._seconds = self._units = 0.0
 
     def observe(self, seconds: float, units: float) -> bool:
@@ -81,7 +83,7 @@ class Rate:
         keep = 0.0 if self.count == 1 else 1.0 - self.alpha  # the first report carries warm-up: drop it
         self._seconds, self._units = self._seconds * keep + seconds, self._units * keep + units
         first, self.count = self.count <= 1, self.count + 1
-        self.value = self._seconds / self._units
+        self.value = self._seconds / self._units if self.trust_first or self.count > 1 else None
         return first
 
 
@@ -413,7 +415,7 @@ class RunClock:
 
     # --- measurements ------------------------------------------------------------------------------
     def observe(self, key: str, seconds: float, units: float) -> None:
-        rate = self.rates.setdefault(key, StepRate() if key == "train" else Rate(ALPHA))
+        rate = self.rates.setdefault(key, StepRate() if key == "train" else Rate(ALPHA, key not in WARM_UP_KEYS))
         if rate.observe(seconds, units):
             self._snap = True
 
@@ -443,7 +445,8 @@ class RunClock:
         if done > count.last:
             self.observe(key, now - self._mark, done - count.last)
             self._mark, count.last, self._observed = now, done, True
-        for earlier in list(task.parts)[:list(task.parts).index(key)] if key in task.parts else []:
+        kinds = list(task.parts)
+        for earlier in kinds[:kinds.index(key)] if key in kinds else []:
             self._counts.setdefault(earlier, _Count()).complete = True
         task.done = max(task.done, self._share_done(task))
         counted = [k for k in task.parts if k not in WHOLE_TASK_KEYS]
@@ -524,14 +527,12 @@ class RunClock:
 
     def _unit_cost(self, key: str) -> float:
         measured = self.rates.get(key)
-        # The folded pass's first report is mostly its warm-up (new kernels): until a second one, a share
-        # of the first pass's steady pace is the better guess.
-        if measured and measured.value is not None and (key != "frozen" or measured.count > 1):
+        if measured and measured.value is not None:
             return measured.value
         train = self.rates.get("train")
         if key == "view":  # the finished model scoring a photo-view: a forward pass without the feature pass's copying
             return VIEW_SHARE * self._unit_cost("forward")
-        if key == "frozen":  # a photo-view of the folded trunk's pass
+        if key == "frozen":  # a photo-view of the folded trunk's pass, until it has a steady pace
             return FOLDED_SHARE * self._unit_cost("forward")
         if key == "val":  # an epoch's validation photo, until one was timed: a feature-pass photo
             return self._unit_cost("forward")
@@ -569,8 +570,8 @@ class RunClock:
         current = self.tasks[self.current].name if 0 <= self.current < len(self.tasks) else ""
         line = {"time": time.time(), "raw": raw, "shown": shown, "current": current,
                 "left": {t.name: round(left, 3) for t in self.tasks if (left := t.left(self.cost)) > 0},
-                "cost": {k: self.cost(k) for k in ("forward", "frozen", "val", "refit", "view", "train", "probe", "gap", "save",
-                                                   "build")}}
+                "cost": {k: self.cost(k) for k in ("forward", "frozen", "val", "refit", "view", "train", "probe", "gap",
+                                                   "save", "build")}}
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(line) + "\n")
 

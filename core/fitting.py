@@ -157,8 +157,8 @@ class Fitter:
         return self._features
 
     def _extract(self, trunk: torch.nn.Module | None = None, **kw: Any) -> torch.Tensor:
-        trunk = (trunk or self._trunk).to(self.runtime.device).to(memory_format=torch.channels_last)
-        return extract_features(trunk, self.images, self.dcfg["mean"], self.dcfg["std"], self.runtime, **kw)
+        return extract_features(self._on_device(trunk or self._trunk), self.images, self.dcfg["mean"], self.dcfg["std"],
+                                self.runtime, **kw)
 
     def probe_data(self, train: list[int], progress: ProgressFn | None = None,
                    trunk: torch.nn.Module | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -198,9 +198,11 @@ class Fitter:
         if self._folded is None:
             m, s = (torch.tensor(self.dcfg[k], device=self.runtime.device) for k in ("mean", "std"))
             example = to_model_input(torch.from_numpy(np.asarray(self.images[:2])).to(self.runtime.device), m, s)
-            trunk = self._trunk.to(self.runtime.device).to(memory_format=torch.channels_last)
-            self._folded = folded_copy(trunk, example)
+            self._folded = folded_copy(self._on_device(self._trunk), example)
         return self._folded
+
+    def _on_device(self, trunk: torch.nn.Module) -> torch.nn.Module:
+        return trunk.to(self.runtime.device).to(memory_format=torch.channels_last)
 
     def _probe(self, model: GraftModel, train: list[int], progress: ProgressFn | None,
                trunk: torch.nn.Module | None = None) -> dict[str, float]:
